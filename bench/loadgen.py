@@ -1,0 +1,1259 @@
+"""
+Load generator for twisted-chat and the IRC servers it is compared with.
+
+One asyncio process (on uvloop when it is importable) opens many client
+connections and drives one workload against one server:
+
+- ``fanout``: N users in one group (our chat) or channel (IRC), S of them
+  sending at a total rate R msg/s, or as fast as the server takes them with a
+  bounded number of messages in flight, for D seconds.  Every client counts
+  delivered lines in bulk (``data.count(b"\\n")`` per chunk, no parsing) so
+  that the receivers are never the bottleneck; a few observer clients also
+  parse every line and take the latency from a timestamp in the payload.
+- ``idle``: N logged-in idle sessions (optionally heartbeating over UDP):
+  server RSS per session and server CPU while idle.
+- ``storm``: U new users registering at once: time until all are in.
+- ``hashbench``: the time the Argon2 hashes of a storm take alone, with the
+  same parallelism as the server, to compare the storm with.
+- ``blaster``: a trivial asyncio server speaking our line protocol, which
+  either floods every logged-in client with lines (to measure this
+  generator's own ceiling) or relays group lines (a reference server, and
+  what a smoke test can run against without the real server).
+- ``ceiling``: count lines from a flooding blaster for D seconds: the rate
+  this generator can count on one core.
+- ``mkusers``: write a ``users.json`` holding N accounts that share one
+  password hash, so that a workload that is not about registration does not
+  pay for N hashes plus N file writes before it starts.
+- ``waitport``: wait until a TCP port accepts connections.
+
+Every workload prints one JSON object (and writes it with ``--json``); the
+figures of the server come from ``/proc/<pid>`` when ``--pid`` is given.
+The module is importable: ``main(argv)`` runs one command and returns the
+exit status, so a test can drive it for a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import secrets
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+WELCOME = b"Welcome to twisted-chat. An unknown name creates an account.\r\n"
+USERNAME_PROMPT = b"Username: "
+PASSWORD_PROMPT = b"Password: "
+LOGIN_SUCCESS = b"Login success!"
+CHAT_FAILURES = (
+    b"Wrong password.",
+    b"Invalid username",
+    b"Too many",
+    b"Login timed out",
+)
+IRC_CHANNEL = b"#bench"
+PASSWORD = "benchpw"
+
+# The payload of a fan-out message: ~<monotonic ns>~<sender>~<seq>~ then padding.
+STAMP = re.compile(rb"~(\d{6,})~(\d+)~(\d+)~")
+
+
+# ---------------------------------------------------------------------------
+# Reading the server's figures from /proc
+# ---------------------------------------------------------------------------
+
+
+def procCPUSeconds(pid: int | None) -> float | None:
+    """
+    User plus system CPU time of process C{pid} (all its threads), in
+    seconds, from C{/proc/<pid>/stat}; L{None} without a pid or process.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: split after its ")".
+    fields = stat.rsplit(b")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def procRSSKiB(pid: int | None) -> int | None:
+    """
+    Resident set size of process C{pid} in KiB (C{VmRSS} of
+    C{/proc/<pid>/status}); L{None} without a pid or process.
+    """
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def pinProcess(pid: int, cpus: set[int]) -> None:
+    """
+    Pin every thread of process C{pid} to C{cpus} (like C{taskset -a -p}).
+    """
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task), cpus)
+
+
+def raiseFileLimit() -> int:
+    """
+    Raise this process's open-files soft limit to the hard limit (idle scale
+    needs one descriptor per session); return the new soft limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def percentiles(samples: list[int]) -> dict[str, float | int | None]:
+    """
+    p50, p99 and max of latency C{samples} (nanoseconds), in milliseconds.
+    """
+    if not samples:
+        return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6, 3)
+
+    return {
+        "n": len(ordered),
+        "p50_ms": at(0.50),
+        "p99_ms": at(0.99),
+        "max_ms": round(ordered[-1] / 1e6, 3),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Dialects: our line protocol and IRC
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """
+    How to log in, what says a login worked or failed, and how to send a
+    group message, in one protocol.
+    """
+
+    name: str
+    ircPass: bool = False
+    join: bool = True
+    heartbeat: bool = False
+
+    @property
+    def isIRC(self) -> bool:
+        return self.name == "irc"
+
+    def loginBytes(self, user: str, password: str) -> bytes:
+        """
+        Everything a client sends to log in, pipelined in one write.
+        """
+        if not self.isIRC:
+            data = f"{user}\n{password}\n".encode()
+            if self.heartbeat:
+                data += b"@HEARTBEAT\n"
+            return data
+        data = b""
+        if self.ircPass:  # twisted.words logs in with PASS; ngircd refuses it
+            data += f"PASS {password}\r\n".encode()
+        data += f"NICK {user}\r\nUSER {user} 0 * :{user}\r\n".encode()
+        if self.join:
+            data += b"JOIN " + IRC_CHANNEL + b"\r\n"
+        return data
+
+    def readyMarker(self) -> bytes:
+        """
+        The text in a line that tells the login (and join) is complete.
+        """
+        if not self.isIRC:
+            return LOGIN_SUCCESS
+        return b" 366 " if self.join else b" 001 "
+
+    def failed(self, line: bytes) -> bool:
+        """
+        Whether C{line}, seen before the ready marker, means the login failed.
+        """
+        if not self.isIRC:
+            return line.startswith(CHAT_FAILURES)
+        return line.startswith(b"ERROR") or b" 433 " in line or b" 432 " in line
+
+    def message(self, text: bytes) -> bytes:
+        """
+        One group message carrying C{text}.
+        """
+        if self.isIRC:
+            return b"PRIVMSG " + IRC_CHANNEL + b" :" + text + b"\r\n"
+        return text + b"\n"
+
+
+# ---------------------------------------------------------------------------
+# Clients
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    """
+    Counters shared by every client of a run (one attribute update per chunk).
+    """
+
+    lines: int = 0
+    chunks: int = 0
+    lastReceive: float = 0.0
+    closedAfterLogin: int = 0
+
+
+@dataclass
+class Heartbeat:
+    """
+    What the server's C{HEARTBEAT <udp-port> <token> <interval> <timeout>}
+    line told one session.
+    """
+
+    port: int
+    token: bytes
+    interval: float
+    timeout: float
+
+
+class Client(asyncio.Protocol):
+    """
+    One simulated user.  Until it is in, it parses lines to find the login
+    outcome (and the heartbeat answer); after that it only counts lines in
+    bulk, and an observer also parses payload timestamps.
+    """
+
+    def __init__(
+        self,
+        dialect: Dialect,
+        name: str,
+        totals: Totals,
+        observer: Observer | None = None,
+    ) -> None:
+        self.dialect = dialect
+        self.name = name
+        self.totals = totals
+        self.observer = observer
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.loggedIn = False
+        self.closed = False
+        self.startedAt = 0.0
+        self.readyAt = 0.0
+        self.heartbeat: Heartbeat | None = None
+        self.heartbeatRefused = False
+        self._buffer = b""
+        self._irc = dialect.isIRC
+        self._marker = dialect.readyMarker()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.startedAt = time.monotonic()
+        transport.write(self.dialect.loginBytes(self.name, PASSWORD))
+
+    def data_received(self, data: bytes) -> None:
+        if self.loggedIn:
+            totals = self.totals
+            totals.lines += data.count(b"\n")
+            totals.chunks += 1
+            totals.lastReceive = time.monotonic()
+            if self._irc and b"PING " in data:
+                self._pong(data)
+            if self.observer is not None:
+                self.observer.feed(data)
+            return
+        self._buffer += data
+        self._scanLogin()
+
+    def _scanLogin(self) -> None:
+        """
+        Look through the complete lines received so far for the outcome of
+        the login, the heartbeat answer, and IRC PINGs.
+        """
+        lines = self._buffer.split(b"\n")
+        self._buffer = lines.pop()
+        done = False
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if self._irc and line.startswith(b"PING "):
+                assert self.transport is not None
+                self.transport.write(b"PONG " + line[5:] + b"\r\n")
+            elif self._marker in line:
+                done = True
+            elif line.startswith(b"HEARTBEAT "):
+                self.heartbeat = parseHeartbeat(line)
+            elif line.startswith(b"Unknown command @HEARTBEAT"):
+                self.heartbeatRefused = True
+            elif not done and self.dialect.failed(line):
+                self._fail(line.decode("utf-8", "replace"))
+                return
+        waiting_for_heartbeat = (
+            self.dialect.heartbeat
+            and not self._irc
+            and self.heartbeat is None
+            and not self.heartbeatRefused
+        )
+        if (done or self.readyAt) and not waiting_for_heartbeat:
+            self.loggedIn = True
+            self._buffer = b""
+            if not self.readyAt:
+                self.readyAt = time.monotonic()
+            if not self.ready.done():
+                self.ready.set_result(None)
+        elif done:
+            self.readyAt = time.monotonic()
+
+    def _pong(self, data: bytes) -> None:
+        assert self.transport is not None
+        for raw in data.split(b"\n"):
+            if raw.startswith(b"PING "):
+                self.transport.write(b"PONG " + raw[5:].rstrip(b"\r") + b"\r\n")
+
+    def _fail(self, why: str) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(LoginError(f"{self.name}: {why}"))
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.loggedIn:
+            self.totals.closedAfterLogin += 1
+        elif not self.ready.done():
+            self.ready.set_exception(LoginError(f"{self.name}: connection closed"))
+
+    def send(self, data: bytes) -> None:
+        """
+        Write C{data} to the server.
+        """
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def backlog(self) -> int:
+        """
+        Bytes written but not yet taken by the kernel (the server is slow).
+        """
+        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        """
+        Drop the connection.
+        """
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+
+class LoginError(Exception):
+    """
+    The server refused a login or closed the connection before it completed.
+    """
+
+
+def parseHeartbeat(line: bytes) -> Heartbeat | None:
+    """
+    Parse C{HEARTBEAT <udp-port> <token> <interval> <timeout>}.
+    """
+    parts = line.split()
+    if len(parts) != 5:
+        return None
+    try:
+        return Heartbeat(int(parts[1]), parts[2], float(parts[3]), float(parts[4]))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Observer:
+    """
+    Parses every delivered line of one client for the payload timestamp:
+    latency samples and how many messages of each sender arrived.
+    """
+
+    samples: list[int] = field(default_factory=list)
+    perSender: dict[int, int] = field(default_factory=dict)
+    seen: int = 0
+    maxSamples: int = 2_000_000
+    onSeen: Callable[[], None] | None = None
+    _tail: bytes = b""
+
+    def feed(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        data = self._tail + data
+        end = data.rfind(b"\n") + 1
+        self._tail = data[end:]
+        count = 0
+        for match in STAMP.finditer(data, 0, end):
+            sender = int(match.group(2))
+            self.perSender[sender] = self.perSender.get(sender, 0) + 1
+            if len(self.samples) < self.maxSamples:
+                self.samples.append(now - int(match.group(1)))
+            count += 1
+        if count:
+            self.seen += count
+            if self.onSeen is not None:
+                self.onSeen()
+
+    def reset(self) -> None:
+        """
+        Forget what was seen before the measurement started.
+        """
+        self.samples.clear()
+        self.perSender.clear()
+        self.seen = 0
+
+
+# ---------------------------------------------------------------------------
+# Connecting and logging in many clients
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """
+    The server under test: where it listens and which process it is.
+    """
+
+    host: str
+    port: int
+    pid: int | None
+
+
+async def connectAll(
+    target: Target,
+    clients: Sequence[Client],
+    concurrency: int,
+    timeout: float,
+) -> tuple[list[Client], list[str]]:
+    """
+    Connect and log in every client, at most C{concurrency} logins at once,
+    all within C{timeout} seconds; return those that got in and the errors.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    semaphore = asyncio.Semaphore(concurrency)
+    errors: list[str] = []
+
+    async def one(client: Client) -> bool:
+        async with semaphore:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                errors.append(f"{client.name}: not started before the deadline")
+                return False
+            try:
+                async with asyncio.timeout(remaining):
+                    await loop.create_connection(
+                        lambda: client, target.host, target.port
+                    )
+                    await client.ready
+            except (OSError, LoginError, TimeoutError) as e:
+                errors.append(f"{client.name}: {type(e).__name__}: {e}")
+                client.close()
+                return False
+            return True
+
+    results = await asyncio.gather(*(one(c) for c in clients))
+    return [c for c, ok in zip(clients, results, strict=True) if ok], errors
+
+
+async def settle(totals: Totals, quiet: float, limit: float) -> float:
+    """
+    Wait until no line has arrived for C{quiet} seconds (join notices of the
+    login phase have drained), at most C{limit} seconds; return the wait.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        await asyncio.sleep(min(0.1, quiet))
+        if time.monotonic() - max(totals.lastReceive, start) >= quiet:
+            break
+    return time.monotonic() - start
+
+
+def closeAll(clients: Sequence[Client]) -> None:
+    """
+    Drop every connection.
+    """
+    for client in clients:
+        client.close()
+
+
+def makeDialect(args: argparse.Namespace, **overrides: Any) -> Dialect:
+    """
+    The dialect that the command-line options ask for.
+    """
+    values: dict[str, Any] = {
+        "name": args.proto,
+        "ircPass": getattr(args, "irc_pass", False),
+    }
+    values.update(overrides)
+    return Dialect(**values)
+
+
+# ---------------------------------------------------------------------------
+# Workload: fan-out
+# ---------------------------------------------------------------------------
+
+
+def payload(sender: int, seq: int, size: int) -> bytes:
+    """
+    A message text carrying its send time, sender and sequence number,
+    padded to C{size} bytes.
+    """
+    stamp = b"~%d~%d~%d~" % (time.monotonic_ns(), sender, seq)
+    return stamp + b"x" * max(0, size - len(stamp))
+
+
+async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    """
+    N users, S senders at a total rate R (or window-bound as fast as
+    possible) for D seconds; delivered lines, CPU, latency and losses.
+    """
+    if args.senders + args.observers > args.users:
+        raise SystemExit("--senders plus --observers must not exceed --users")
+    if args.rate <= 0 and args.observers < 1:
+        raise SystemExit("as-fast-as-possible mode needs at least one observer")
+    dialect = makeDialect(args)
+    totals = Totals()
+    observers = [Observer() for _ in range(args.observers)]
+    clients: list[Client] = []
+    for i in range(args.users):
+        # Senders first, then observers, then plain counting receivers.
+        j = i - args.senders
+        observer = observers[j] if 0 <= j < args.observers else None
+        clients.append(Client(dialect, f"{args.prefix}{i}", totals, observer))
+    t0 = time.monotonic()
+    inside, errors = await connectAll(
+        target, clients, args.connect_concurrency, args.login_timeout
+    )
+    login_seconds = time.monotonic() - t0
+    result: dict[str, Any] = {
+        "workload": "fanout",
+        "label": args.label,
+        "proto": args.proto,
+        "users": args.users,
+        "senders": args.senders,
+        "observers": args.observers,
+        "offered_rate": args.rate if args.rate > 0 else None,
+        "window": args.window if args.rate <= 0 else None,
+        "duration_s": args.duration,
+        "size": args.size,
+        "logged_in": len(inside),
+        "login_s": round(login_seconds, 3),
+        "login_errors": errors[:5],
+    }
+    if len(inside) < args.users:
+        closeAll(clients)
+        result["error"] = f"only {len(inside)} of {args.users} users got in"
+        return result
+    result["settle_s"] = round(await settle(totals, 0.5, 15.0), 3)
+
+    senders = clients[: args.senders]
+    for observer in observers:
+        observer.reset()
+    totals.lines = totals.chunks = 0
+    state = _SendState()
+    primary = observers[0] if observers else None
+    if primary is not None and args.rate <= 0:
+
+        def seen() -> None:
+            if state.waiting and state.sent - primary.seen < args.window:
+                state.wake.set()
+
+        primary.onSeen = seen
+
+    cpu0 = procCPUSeconds(target.pid)
+    gen0 = time.process_time()
+    start = time.monotonic()
+    if args.rate > 0:
+        await _sendAtRate(senders, dialect, args, state)
+    else:
+        assert primary is not None
+        await _sendWindowed(senders, dialect, args, state, primary)
+    send_end = time.monotonic()
+    expected = state.sent * (args.users - 1)
+    drain_start = time.monotonic()
+    while time.monotonic() - drain_start < args.drain_timeout:
+        if totals.lines >= expected:
+            break
+        if time.monotonic() - max(totals.lastReceive, send_end) > 1.0:
+            break  # nothing for a second: what is missing is lost
+        await asyncio.sleep(0.02)
+    end = max(send_end, min(totals.lastReceive, time.monotonic()))
+    cpu1 = procCPUSeconds(target.pid)
+    gen1 = time.process_time()
+    closeAll(clients)
+
+    elapsed = end - start
+    delivered = totals.lines
+    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    gen_cpu = gen1 - gen0
+    samples = [s for o in observers for s in o.samples]
+    observer_lost = sum(state.sent - sum(o.perSender.values()) for o in observers)
+    result.update(
+        {
+            "sent": state.sent,
+            "skipped_backlog": state.skipped,
+            "window_stalls": state.stalls,
+            "send_s": round(send_end - start, 3),
+            "elapsed_s": round(elapsed, 3),
+            "expected": expected,
+            "delivered": delivered,
+            "lost": max(0, expected - delivered),
+            "observer_lost": observer_lost,
+            "delivered_per_s": round(delivered / elapsed) if elapsed > 0 else None,
+            "sent_per_s": round(state.sent / (send_end - start)),
+            "server_cpu_s": None if server_cpu is None else round(server_cpu, 3),
+            "server_cpu_util": (
+                None if server_cpu is None else round(server_cpu / elapsed, 3)
+            ),
+            "lines_per_server_cpu_s": (
+                round(delivered / server_cpu) if server_cpu else None
+            ),
+            "gen_cpu_util": round(gen_cpu / elapsed, 3),
+            "gen_lines_per_cpu_s": round(delivered / gen_cpu) if gen_cpu else None,
+            "lines_per_chunk": (
+                round(delivered / totals.chunks, 2) if totals.chunks else None
+            ),
+            "closed_during_run": totals.closedAfterLogin,
+            "latency": percentiles(samples),
+        }
+    )
+    # A figure taken while the generator used (nearly) all of its core says
+    # more about the generator than about the server.
+    result["generator_bound"] = result["gen_cpu_util"] >= 0.9
+    return result
+
+
+@dataclass
+class _SendState:
+    """
+    What the send loop has done, shared with the first observer's callback.
+    """
+
+    attempts: int = 0
+    sent: int = 0
+    skipped: int = 0
+    stalls: int = 0
+    waiting: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _sendOne(
+    senders: Sequence[Client],
+    dialect: Dialect,
+    args: argparse.Namespace,
+    state: _SendState,
+) -> None:
+    index = state.attempts % len(senders)
+    state.attempts += 1
+    sender = senders[index]
+    if sender.backlog() > args.max_backlog:
+        # The server does not read this sender: do not queue without bound.
+        state.skipped += 1
+        return
+    sender.send(dialect.message(payload(index, state.sent, args.size)))
+    state.sent += 1
+
+
+async def _sendAtRate(
+    senders: Sequence[Client],
+    dialect: Dialect,
+    args: argparse.Namespace,
+    state: _SendState,
+) -> None:
+    """
+    Open loop: keep the total sent on the line R*t, ticking every ms.
+    """
+    start = time.monotonic()
+    attempts = 0
+    while (now := time.monotonic()) - start < args.duration:
+        due = int((now - start) * args.rate)
+        while attempts < due:
+            attempts += 1
+            _sendOne(senders, dialect, args, state)
+        await asyncio.sleep(0.001)
+
+
+async def _sendWindowed(
+    senders: Sequence[Client],
+    dialect: Dialect,
+    args: argparse.Namespace,
+    state: _SendState,
+    primary: Observer,
+) -> None:
+    """
+    Closed loop: at most C{--window} messages sent and not yet seen by the
+    first observer; a window stuck for a second is counted and reopened.
+    """
+    start = time.monotonic()
+    base = 0  # messages given up on after a stall
+    while time.monotonic() - start < args.duration:
+        room = args.window - (state.sent - base - primary.seen)
+        if room > 0:
+            for _ in range(min(room, 64)):
+                _sendOne(senders, dialect, args, state)
+            await asyncio.sleep(0)
+            continue
+        state.wake.clear()
+        state.waiting = True
+        try:
+            await asyncio.wait_for(state.wake.wait(), 1.0)
+        except TimeoutError:
+            state.stalls += 1
+            base = state.sent - primary.seen
+        finally:
+            state.waiting = False
+
+
+# ---------------------------------------------------------------------------
+# Workload: idle scale
+# ---------------------------------------------------------------------------
+
+
+class _HeartbeatSender(asyncio.DatagramProtocol):
+    """
+    Sends each session's token by UDP once per interval, spread evenly.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.sent = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    async def run(self, host: str, sessions: Sequence[Heartbeat], until: float) -> None:
+        """
+        Heartbeat every session until C{until} (monotonic time).
+        """
+        if not sessions:
+            return
+        now = time.monotonic()
+        queue = deque(
+            (now + i * s.interval / len(sessions), s) for i, s in enumerate(sessions)
+        )
+        while (now := time.monotonic()) < until:
+            while queue and queue[0][0] <= now:
+                due, beat = queue.popleft()
+                assert self.transport is not None
+                self.transport.sendto(beat.token, (host, beat.port))
+                self.sent += 1
+                queue.append((due + beat.interval, beat))
+            await asyncio.sleep(0.02)
+
+
+async def idle(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    """
+    N logged-in idle sessions: server RSS per session, CPU while idle.
+    """
+    limit = raiseFileLimit()
+    dialect = makeDialect(args, join=args.irc_join, heartbeat=args.heartbeat)
+    totals = Totals()
+    rss0 = procRSSKiB(target.pid)
+    clients = [Client(dialect, f"{args.prefix}{i}", totals) for i in range(args.users)]
+    t0 = time.monotonic()
+    inside, errors = await connectAll(
+        target, clients, args.connect_concurrency, args.login_timeout
+    )
+    login_seconds = time.monotonic() - t0
+    result: dict[str, Any] = {
+        "workload": "idle",
+        "label": args.label,
+        "proto": args.proto,
+        "users": args.users,
+        "nofile_limit": limit,
+        "logged_in": len(inside),
+        "login_s": round(login_seconds, 3),
+        "login_errors": errors[:5],
+        "login_error_count": len(errors),
+        "rss_before_kib": rss0,
+    }
+    if args.pin_after_login is not None and target.pid is not None:
+        pinProcess(target.pid, {args.pin_after_login})
+        result["pinned_after_login_to_cpu"] = args.pin_after_login
+    result["settle_s"] = round(await settle(totals, 1.0, args.settle_timeout), 3)
+    beats = [c.heartbeat for c in inside if c.heartbeat is not None]
+    result["heartbeating"] = len(beats)
+    result["heartbeat_refused"] = sum(c.heartbeatRefused for c in inside)
+    sender = _HeartbeatSender()
+    loop = asyncio.get_running_loop()
+    udp, _ = await loop.create_datagram_endpoint(
+        lambda: sender, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        cpu0 = procCPUSeconds(target.pid)
+        start = time.monotonic()
+        until = start + args.duration
+        heartbeating = asyncio.create_task(sender.run(target.host, beats, until))
+        await asyncio.sleep(args.duration)
+        await heartbeating
+        elapsed = time.monotonic() - start
+        cpu1 = procCPUSeconds(target.pid)
+        rss1 = procRSSKiB(target.pid)
+    finally:
+        udp.close()
+    still_open = sum(not c.closed for c in inside)
+    closeAll(clients)
+    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    result.update(
+        {
+            "idle_s": round(elapsed, 3),
+            "heartbeats_sent": sender.sent,
+            "still_open": still_open,
+            "rss_after_kib": rss1,
+            "rss_per_session_kib": (
+                round((rss1 - rss0) / len(inside), 2)
+                if rss0 is not None and rss1 is not None and inside
+                else None
+            ),
+            "idle_cpu_util": (
+                None if server_cpu is None else round(server_cpu / elapsed, 4)
+            ),
+        }
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Workload: login storm
+# ---------------------------------------------------------------------------
+
+
+async def storm(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    """
+    U new users registering at once: time until the last one is in.
+    """
+    raiseFileLimit()
+    dialect = makeDialect(args, join=False)
+    totals = Totals()
+    tag = secrets.token_hex(2)
+    clients = [
+        Client(dialect, f"{args.prefix}{tag}{i}", totals) for i in range(args.users)
+    ]
+    cpu0 = procCPUSeconds(target.pid)
+    t0 = time.monotonic()
+    inside, errors = await connectAll(target, clients, args.users, args.login_timeout)
+    elapsed = time.monotonic() - t0
+    cpu1 = procCPUSeconds(target.pid)
+    closeAll(clients)
+    waits = sorted(c.readyAt - t0 for c in inside)
+    return {
+        "workload": "storm",
+        "label": args.label,
+        "proto": args.proto,
+        "users": args.users,
+        "logged_in": len(inside),
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "storm_s": round(elapsed, 3),
+        "all_in_s": round(waits[-1], 3) if waits else None,
+        "first_in_s": round(waits[0], 3) if waits else None,
+        "median_in_s": round(waits[len(waits) // 2], 3) if waits else None,
+        "server_cpu_s": (
+            None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3)
+        ),
+    }
+
+
+def hashbench(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    Time C{--users} Argon2id hashes with the server's parameters on
+    C{--threads} threads (default: the CPUs this process may use, as the
+    server does).
+    """
+    import argon2  # only this command needs it
+
+    hasher = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+    threads = args.threads or len(os.sched_getaffinity(0))
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(hasher.hash, (f"pw{i}" for i in range(args.users))))
+    elapsed = time.monotonic() - t0
+    return {
+        "workload": "hashbench",
+        "label": args.label,
+        "hashes": args.users,
+        "threads": threads,
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "hash_s": round(elapsed, 3),
+        "ms_per_hash": round(elapsed / args.users * 1000 * threads, 3),
+    }
+
+
+def mkusers(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    Write an account file (format version 1) with C{--users} accounts named
+    C{<prefix><i>} that all share one Argon2id hash of the bench password:
+    one hash to make, and logins still verify with the server's cost.
+    """
+    import argon2
+
+    hasher = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+    stored = hasher.hash(PASSWORD)
+    users = [{"name": f"{args.prefix}{i}", "hash": stored} for i in range(args.users)]
+    document = {"version": 1, "users": users}
+    with open(args.out, "w") as f:
+        json.dump(document, f, indent=1)
+    return {"workload": "mkusers", "users": args.users, "out": args.out}
+
+
+# ---------------------------------------------------------------------------
+# The blaster: a trivial asyncio server for the ceiling and smoke tests
+# ---------------------------------------------------------------------------
+
+
+class _BlasterRoom:
+    """
+    The blaster's logged-in connections.
+    """
+
+    def __init__(self, mode: str, chunkLines: int, size: int) -> None:
+        self.mode = mode
+        self.members: set[_BlasterConnection] = set()
+        line = b"blaster > " + payload(0, 0, size) + b"\r\n"
+        self.chunk = line * chunkLines
+        self.stopped = False
+
+
+class _BlasterConnection(asyncio.Protocol):
+    """
+    Our line protocol's login, then either a flood of lines or a relay of
+    each line to the others as C{name > text}.
+    """
+
+    def __init__(self, room: _BlasterRoom) -> None:
+        self.room = room
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.name: bytes | None = None
+        self.loggedIn = False
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(WELCOME + USERNAME_PROMPT)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        lines = (self.buffer + data).split(b"\n")
+        self.buffer = lines.pop()
+        for raw in lines:
+            line = raw.rstrip(b"\r")
+            if not line:
+                continue
+            if self.name is None:
+                self.name = line
+                self.transport.write(PASSWORD_PROMPT)
+            elif not self.loggedIn:
+                self._logIn()
+            elif line.upper() == b"LOGOUT":
+                self.transport.close()
+                return
+            elif self.room.mode == "relay":
+                out = self.name + b" > " + line + b"\r\n"
+                for member in self.room.members:
+                    if member is not self:
+                        member.write(out)
+
+    def _logIn(self) -> None:
+        assert self.transport is not None and self.name is not None
+        self.loggedIn = True
+        self.transport.write(LOGIN_SUCCESS + b"\r\n")
+        joined = b"* " + self.name + b" joined the chat.\r\n"
+        for member in self.room.members:
+            member.write(joined)
+        self.room.members.add(self)
+        if self.room.mode == "flood":
+            self._flood()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _flood(self) -> None:
+        transport = self.transport
+        chunk = self.room.chunk
+        while transport is not None and not self.paused and not self.room.stopped:
+            if transport.is_closing():
+                return
+            transport.write(chunk)  # calls pause_writing when the buffer is full
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.room.mode == "flood":
+            self._flood()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.room.members.discard(self)
+
+
+async def startBlaster(
+    host: str, port: int, mode: str, chunkLines: int, size: int
+) -> tuple[asyncio.Server, _BlasterRoom]:
+    """
+    Start a blaster server; return it and its room.
+    """
+    room = _BlasterRoom(mode, chunkLines, size)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _BlasterConnection(room), host, port, backlog=4096
+    )
+    return server, room
+
+
+async def blaster(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    Run a blaster server for at most C{--max-seconds}.
+    """
+    server, room = await startBlaster(
+        args.host, args.port, args.mode, args.chunk_lines, args.size
+    )
+    print(f"blaster listening on {args.host}:{args.port} ({args.mode})", flush=True)
+    try:
+        await asyncio.sleep(args.max_seconds)
+    finally:
+        room.stopped = True
+        server.close()
+    return {"workload": "blaster", "served_s": args.max_seconds}
+
+
+async def ceiling(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    """
+    Count the lines of a flooding blaster for D seconds: the most lines per
+    second this generator can count (while its CPU use is near 100%).
+    """
+    dialect = Dialect("chat")
+    totals = Totals()
+    clients = [Client(dialect, f"c{i}", totals) for i in range(args.users)]
+    inside, errors = await connectAll(target, clients, 256, args.login_timeout)
+    await asyncio.sleep(0.5)
+    totals.lines = totals.chunks = 0
+    gen0 = time.process_time()
+    cpu0 = procCPUSeconds(target.pid)
+    start = time.monotonic()
+    await asyncio.sleep(args.duration)
+    elapsed = time.monotonic() - start
+    lines, chunks = totals.lines, totals.chunks
+    gen_cpu = time.process_time() - gen0
+    cpu1 = procCPUSeconds(target.pid)
+    closeAll(clients)
+    return {
+        "workload": "ceiling",
+        "label": args.label,
+        "users": args.users,
+        "logged_in": len(inside),
+        "errors": errors[:5],
+        "lines_per_s": round(lines / elapsed),
+        "lines_per_chunk": round(lines / chunks, 2) if chunks else None,
+        "gen_cpu_util": round(gen_cpu / elapsed, 3),
+        "gen_lines_per_cpu_s": round(lines / gen_cpu) if gen_cpu else None,
+        "blaster_cpu_util": (
+            None if cpu0 is None or cpu1 is None else round((cpu1 - cpu0) / elapsed, 3)
+        ),
+    }
+
+
+async def waitport(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    Wait until C{host:port} accepts a TCP connection, at most C{--timeout}.
+    """
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(args.host, args.port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{args.host}:{args.port} not listening") from None
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return {"workload": "waitport", "port": args.port}
+
+
+async def selftest(args: argparse.Namespace) -> dict[str, Any]:
+    """
+    A fan-out against an in-process relay blaster: proves the generator
+    works end to end without any external server.
+    """
+    server, room = await startBlaster("127.0.0.1", 0, "relay", 1, args.size)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await fanout(args, Target("127.0.0.1", port, None))
+    finally:
+        room.stopped = True
+        server.close()
+    result["workload"] = "selftest"
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loadgen", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="use the plain asyncio loop"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the result here")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, users: int) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=1234)
+        p.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
+        p.add_argument("--label", default="server", help="name in the results")
+        p.add_argument("--proto", choices=("chat", "irc"), default="chat")
+        p.add_argument(
+            "--irc-pass", action="store_true", help="send PASS (twisted.words)"
+        )
+        p.add_argument("--users", type=int, default=users)
+        p.add_argument("--prefix", default="u", help="user names are PREFIX<i>")
+        p.add_argument("--login-timeout", type=float, default=120.0)
+        p.add_argument("--connect-concurrency", type=int, default=256)
+
+    def fanoutOptions(p: argparse.ArgumentParser) -> None:
+        common(p, 100)
+        p.add_argument("--senders", type=int, default=10)
+        p.add_argument("--observers", type=int, default=3)
+        p.add_argument(
+            "--rate", type=float, default=2000.0, help="msg/s in total; 0: windowed"
+        )
+        p.add_argument("--window", type=int, default=200, help="in flight, rate 0")
+        p.add_argument("--duration", type=float, default=5.0)
+        p.add_argument("--size", type=int, default=48, help="payload bytes")
+        p.add_argument("--drain-timeout", type=float, default=10.0)
+        p.add_argument("--max-backlog", type=int, default=1 << 20)
+
+    fanoutOptions(commands.add_parser("fanout", help=fanout.__doc__))
+    fanoutOptions(commands.add_parser("selftest", help=selftest.__doc__))
+
+    p = commands.add_parser("idle", help=idle.__doc__)
+    common(p, 10000)
+    p.add_argument("--duration", type=float, default=20.0, help="idle seconds")
+    p.add_argument("--heartbeat", action="store_true", help="ask for @HEARTBEAT")
+    p.add_argument("--irc-join", action="store_true", help="IRC: JOIN the channel")
+    p.add_argument("--settle-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--pin-after-login",
+        type=int,
+        metavar="CPU",
+        help="pin the server to CPU once all are in (login may use all CPUs)",
+    )
+
+    p = commands.add_parser("storm", help=storm.__doc__)
+    common(p, 1000)
+
+    p = commands.add_parser("hashbench", help=hashbench.__doc__)
+    p.add_argument("--users", type=int, default=1000, help="hashes")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--label", default="argon2")
+
+    p = commands.add_parser("mkusers", help=mkusers.__doc__)
+    p.add_argument("--users", type=int, required=True)
+    p.add_argument("--prefix", default="u")
+    p.add_argument("--out", required=True)
+
+    p = commands.add_parser("blaster", help=blaster.__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--mode", choices=("flood", "relay"), default="flood")
+    p.add_argument("--chunk-lines", type=int, default=16, help="lines per write")
+    p.add_argument("--size", type=int, default=48)
+    p.add_argument("--max-seconds", type=float, default=600.0)
+
+    p = commands.add_parser("ceiling", help=ceiling.__doc__)
+    common(p, 100)
+    p.add_argument("--duration", type=float, default=5.0)
+
+    p = commands.add_parser("waitport", help=waitport.__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=30.0)
+    return parser
+
+
+def _run(coroutine: Coroutine[Any, Any, dict[str, Any]], uvloop: bool) -> Any:
+    """
+    Run C{coroutine} on a fresh loop (uvloop's when wanted and importable),
+    leaving the global event loop policy alone.
+    """
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if uvloop:
+        try:
+            import uvloop as _uvloop
+        except ImportError:
+            pass
+        else:
+            factory = _uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        loop_name = type(runner.get_loop()).__module__.split(".")[0]
+        result = runner.run(coroutine)
+    if isinstance(result, dict):
+        result.setdefault("loop", loop_name)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run one command; print its result as one JSON line; return 0, or 1 if
+    the workload reported an error.
+    """
+    args = _parser().parse_args(argv)
+    command = args.command
+    uvloop = not args.no_uvloop
+    if command == "hashbench":
+        result = hashbench(args)
+    elif command == "mkusers":
+        result = mkusers(args)
+    elif command in ("blaster", "waitport", "selftest"):
+        handler = {"blaster": blaster, "waitport": waitport, "selftest": selftest}
+        result = _run(handler[command](args), uvloop)
+    else:
+        target = Target(args.host, args.port, args.pid)
+        workloads = {"fanout": fanout, "idle": idle, "storm": storm, "ceiling": ceiling}
+        result = _run(workloads[command](args, target), uvloop)
+    text = json.dumps(result, sort_keys=True)
+    print(text, flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    return 1 if "error" in result else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""
+The audit log (C{server.log}): who registered, connected, talked, paired up
+and left, one timestamped line per event in the course project's format.
+
+Events go through C{twisted.logger}, to a size-rotated file and to twistd's
+own log.  Private-chat text and passwords are never passed here.
+"""
+
+import time
+from collections.abc import Sequence
+
+from twisted.logger import ILogObserver, LogEvent, Logger, LogPublisher
+from twisted.python.logfile import LogFile
+from zope.interface import implementer
+
+NAMESPACE = "twisted_chat.audit"
+
+REGISTERED = "User with {name} successfully registered."
+LOGGED_IN = "User {name} logged in."
+ACCEPTED = "Accepted new connection from {host}:{port} username:{name}"
+MESSAGE = "Received message from {name}: {text}"
+PM_REQUESTED = "User: {requester} requested private chat with user: {target}"
+PM_STARTED = "The PM start between {requester} and {target}"
+PM_CLOSED = "PM between users {first} and {second} closed."
+LOGGED_OUT = "{name} logged out."
+LOST_CONNECTION = "Lost connection from {name}"
+ONLINE_USERS = "Online users ({count}): {names}"
+ONLINE_USERS_LIMIT = 50
+HEARTBEAT_LOST = (
+    "Could not receive any heartbeat from USER: {name} for {timeout:g} secs "
+    "and he/she became offline!"
+)
+
+
+def formatTimestamp(when: float) -> str:
+    """
+    C{YYYY-MM-DD HH:MM:SS,mmm} in local time, as Python's logging writes it.
+    """
+    seconds = int(when)
+    milliseconds = int((when - seconds) * 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + (
+        f",{milliseconds:03d}"
+    )
+
+
+@implementer(ILogObserver)
+class AuditFileObserver:
+    """
+    Write audit events, one timestamped line each, to a rotating log file.
+    """
+
+    def __init__(self, logfile: LogFile) -> None:
+        self._logfile = logfile
+
+    def __call__(self, event: LogEvent) -> None:
+        text = event.get("audit")
+        if text is not None:
+            self._logfile.write(f"{formatTimestamp(event['log_time'])} {text}\n")
+
+    def close(self) -> None:
+        self._logfile.close()
+
+    @classmethod
+    def open(
+        cls, path: str, rotateLength: int = 10_000_000, maxRotatedFiles: int = 5
+    ) -> "AuditFileObserver":
+        """
+        Append to the log file at C{path}, rotated past C{rotateLength} bytes.
+        """
+        return cls(
+            LogFile.fromFullPath(
+                path, rotateLength=rotateLength, maxRotatedFiles=maxRotatedFiles
+            )
+        )
+
+
+class AuditLog:
+    """
+    The audit events a node records for its own sessions.
+    """
+
+    def __init__(self, *observers: ILogObserver) -> None:
+        self._log = Logger(namespace=NAMESPACE, observer=LogPublisher(*observers))
+
+    def _emit(self, text: str) -> None:
+        self._log.info("{audit}", audit=text)
+
+    def registered(self, name: str) -> None:
+        self._emit(REGISTERED.format(name=name))
+
+    def loggedIn(self, name: str, host: str, port: int) -> None:
+        self._emit(LOGGED_IN.format(name=name))
+        self._emit(ACCEPTED.format(host=host, port=port, name=name))
+
+    def message(self, name: str, text: str) -> None:
+        self._emit(MESSAGE.format(name=name, text=text))
+
+    def privateChatRequested(self, requester: str, target: str) -> None:
+        self._emit(PM_REQUESTED.format(requester=requester, target=target))
+
+    def privateChatStarted(self, requester: str, target: str) -> None:
+        self._emit(PM_STARTED.format(requester=requester, target=target))
+
+    def privateChatClosed(self, first: str, second: str) -> None:
+        self._emit(PM_CLOSED.format(first=first, second=second))
+
+    def loggedOut(self, name: str) -> None:
+        self._emit(LOGGED_OUT.format(name=name))
+
+    def lostConnection(self, name: str) -> None:
+        self._emit(LOST_CONNECTION.format(name=name))
+
+    def heartbeatLost(self, name: str, timeout: float) -> None:
+        self._emit(HEARTBEAT_LOST.format(name=name, timeout=timeout))
+
+    def onlineUsers(self, names: Sequence[str]) -> None:
+        shown = ", ".join(names[:ONLINE_USERS_LIMIT])
+        self._emit(ONLINE_USERS.format(count=len(names), names=shown))

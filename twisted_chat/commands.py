@@ -1,0 +1,79 @@
+"""
+Parsing a logged-in user's line into a command, and the table of commands.
+
+Pure functions and data: no network, no state.
+"""
+
+import re
+from dataclasses import dataclass
+
+_EXIT_PM = re.compile(r"exit\s+pm", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """
+    How a command is called: its usage text and how many arguments it takes.
+    C{rest} commands take the rest of the line as one argument.
+    """
+
+    usage: str
+    arguments: int = 0
+    rest: bool = False
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    "@PM": CommandSpec("@PM <user>", 1),
+    "@ACCEPT": CommandSpec("@ACCEPT"),
+    "@REJECT": CommandSpec("@REJECT"),
+    "@WHO": CommandSpec("@WHO"),
+    "@SEARCH": CommandSpec("@SEARCH <text>", 1, rest=True),
+    "@PASSWORD": CommandSpec("@PASSWORD <old> <new>", 2),
+    "@HEARTBEAT": CommandSpec("@HEARTBEAT"),
+    "@HELP": CommandSpec("@HELP"),
+    "EXIT PM": CommandSpec("EXIT PM"),
+    "LOGOUT": CommandSpec("LOGOUT"),
+}
+
+ANSWERS = {"Y": True, "N": False}
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    """
+    A command line: the command's canonical (upper-case) name and its
+    arguments, or C{arguments=None} if they do not fit its L{CommandSpec}.
+    """
+
+    name: str
+    arguments: tuple[str, ...] | None
+
+
+def parseLine(text: str) -> ParsedLine | None:
+    """
+    Parse one line from a logged-in user.
+
+    @return: the command, or L{None} if C{text} is plain chat.  C{Y} and
+        C{N} come back as commands; they are chat unless a request is pending.
+    """
+    stripped = text.strip()
+    if stripped.startswith("@"):
+        word, _, rest = stripped.partition(" ")
+        name = word.upper()
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return ParsedLine(name, None)
+        return ParsedLine(name, _arguments(spec, rest.strip()))
+    upper = stripped.upper()
+    if upper in ANSWERS or upper == "LOGOUT":
+        return ParsedLine(upper, ())
+    if _EXIT_PM.fullmatch(stripped):
+        return ParsedLine("EXIT PM", ())
+    return None
+
+
+def _arguments(spec: CommandSpec, rest: str) -> tuple[str, ...] | None:
+    if spec.rest:
+        return (rest,) if rest else None
+    arguments = tuple(rest.split())
+    return arguments if len(arguments) == spec.arguments else None

@@ -1,0 +1,433 @@
+"""
+The line protocol of one TCP connection: framing, decoding, the login
+dialogue and the dispatch of commands to the hub and the account store.
+
+Lines are UTF-8 and end in LF or CRLF.  The protocol parses lines and formats
+replies; every decision about other users is the hub's.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from . import messages
+from .accounts import AuthResult
+from .commands import ANSWERS, COMMANDS, parseLine
+from .hub import Departure, IChatClient, Request, RequestResult, Session, encodeLine
+from .presence import IHeartbeatClient
+from .text import clean, normalizeName
+
+if TYPE_CHECKING:
+    from .service import ChatFactory
+
+T = TypeVar("T")
+
+LINE_TOO_LONG = "Line too long (max {limit} bytes)."
+
+_REQUEST_REPLIES = {
+    Request.SENT: messages.PM_REQUEST_SENT,
+    Request.SELF: messages.PM_WITH_YOURSELF,
+    Request.OFFLINE: messages.USER_OFFLINE,
+    Request.TARGET_IN_PM: messages.USER_IN_PM,
+    Request.TARGET_HAS_REQUEST: messages.USER_HAS_REQUEST,
+    Request.ALREADY_IN_PM: messages.ALREADY_IN_PM,
+    Request.ALREADY_ASKED: messages.YOU_HAVE_REQUEST,
+    Request.BEING_ASKED: messages.PM_REQUEST_RECEIVED,
+}
+
+
+@implementer(IChatClient, IHeartbeatClient)
+class ChatProtocol(LineReceiver):
+    """
+    One client connection, from the welcome line to the goodbye.
+
+    Input is paused while an answer this connection waits for is outstanding
+    (a password hash, a hub call), so pipelined lines are handled strictly
+    in order.  Several reasons may hold at once; input resumes when none does.
+
+    @ivar session: the logged-in session, or L{None} before login and after
+        the user left.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 4096
+
+    factory: "ChatFactory"
+    log = Logger()
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self._pauseReasons: set[str] = set()
+        self._discarding = False
+        self._stage: Callable[[str], None] = self._receiveUsername
+        self._pendingName: str | None = None
+        self._failedLogins = 0
+
+    # Connection
+
+    def connectionMade(self) -> None:
+        self.factory.connectionMade(self)
+        self.sendText(messages.WELCOME)
+        self.prompt(messages.PROMPT_USERNAME)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.connectionLost(self)
+        self.factory.presence.untrack(self)
+        if self.session is not None:
+            self._leave(self.factory.audit.lostConnection)
+
+    def sendText(self, text: str) -> None:
+        """
+        Send one line to this client.
+        """
+        self.transport.write(encodeLine(text))
+
+    def prompt(self, text: str) -> None:
+        """
+        Send a prompt, which has no line end.
+        """
+        self.transport.write(text.encode("utf-8"))
+
+    def deliver(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def supersede(self) -> None:
+        self.session = None
+        self.factory.presence.untrack(self)
+        self.sendText(messages.LOGGED_IN_ELSEWHERE)
+        self.transport.loseConnection()
+
+    # Framing
+
+    def dataReceived(self, data: bytes) -> None:
+        """
+        Split input into lines on LF, handling each in order unless paused.
+
+        Unlike L{LineReceiver.dataReceived}, this scans the buffer once
+        however many lines a chunk holds, and a line over L{MAX_LENGTH} is
+        skipped up to its LF while the lines after it are handled.
+        """
+        if self._discarding:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            data = data[end + 1 :]
+            self._discarding = False
+        self._buffer += data
+        if self._busyReceiving:
+            return
+        self._busyReceiving = True
+        try:
+            self._handleBufferedLines()
+        finally:
+            self._busyReceiving = False
+
+    def _handleBufferedLines(self) -> None:
+        start = 0
+        while not self.paused and not self.transport.disconnecting:
+            end = self._buffer.find(b"\n", start)
+            if end < 0:
+                break
+            line = self._buffer[start:end]
+            start = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.MAX_LENGTH:
+                self.lineLengthExceeded(line)
+            else:
+                self.lineReceived(line)
+        rest = self._buffer = self._buffer[start:]
+        if not self.paused and len(rest) > self.MAX_LENGTH + 1:
+            self._buffer = b""
+            self._discarding = True
+            self.lineLengthExceeded(rest)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.sendText(LINE_TOO_LONG.format(limit=self.MAX_LENGTH))
+
+    def pauseFor(self, reason: str) -> None:
+        """
+        Stop handling input until L{resumeFrom} is called with C{reason}.
+        """
+        if not self._pauseReasons:
+            self.pauseProducing()
+        self._pauseReasons.add(reason)
+
+    def resumeFrom(self, reason: str) -> None:
+        """
+        Drop C{reason} for pausing; resume input if no other reason holds.
+        """
+        self._pauseReasons.discard(reason)
+        if not self._pauseReasons and self.paused and self.connected:
+            self.resumeProducing()
+
+    def _await(
+        self, d: "Deferred[T]", callback: Callable[[T], object], reason: str = "reply"
+    ) -> None:
+        """
+        Pause input until C{d} has fired and C{callback} has handled its
+        result, so that the reply comes before the next line is read.
+        """
+        self.pauseFor(reason)
+        d.addCallback(callback)
+        d.addErrback(self._crashed)
+        d.addBoth(lambda _: self.resumeFrom(reason))
+
+    def _crashed(self, failure: Failure) -> None:
+        """
+        Log an unexpected error and close this connection only.
+        """
+        self.log.failure("Error in the session of {peer}", failure, peer=self._peer())
+        if self.connected:
+            self.sendText(messages.SERVER_ERROR)
+            self.transport.loseConnection()
+
+    def _peer(self) -> str:
+        peer = self.transport.getPeer()
+        return f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
+
+    def lineReceived(self, line: bytes) -> None:
+        text = clean(line.decode("utf-8", "replace"))
+        if not text.strip():
+            return
+        try:
+            self._stage(text)
+        except Exception:
+            self._crashed(Failure())
+
+    # Login
+
+    def _receiveUsername(self, text: str) -> None:
+        name = normalizeName(text)
+        if name is None:
+            self.sendText(messages.INVALID_USERNAME)
+            self.prompt(messages.PROMPT_USERNAME)
+            return
+        self._pendingName = name
+        self._stage = self._receivePassword
+        self.prompt(messages.PROMPT_PASSWORD)
+
+    def _receivePassword(self, password: str) -> None:
+        name, self._pendingName = self._pendingName, None
+        assert name is not None
+        self._stage = self._receiveUsername
+        self._await(
+            self.factory.accounts.authenticate(name, password), self._authenticated
+        )
+
+    def _authenticated(self, result: tuple[AuthResult, str]) -> None:
+        outcome, name = result
+        if outcome is AuthResult.REGISTERED:
+            self.factory.audit.registered(name)
+        if not self.connected:
+            return
+        if outcome is AuthResult.REJECTED:
+            self._failedLogins += 1
+            if self._failedLogins >= self.factory.config.maxFailedLogins:
+                self.sendText(messages.TOO_MANY_FAILED_LOGINS)
+                self.transport.loseConnection()
+            else:
+                self.sendText(messages.WRONG_PASSWORD)
+                self.prompt(messages.PROMPT_USERNAME)
+            return
+        session = Session(name, self)
+        self._await(
+            self.factory.hub.attach(session), lambda _: self._attached(session)
+        )
+
+    def _attached(self, session: Session) -> None:
+        self.session = session
+        self._stage = self._receiveChat
+        peer = self.transport.getPeer()
+        self.factory.audit.loggedIn(
+            session.name, getattr(peer, "host", str(peer)), getattr(peer, "port", 0)
+        )
+        self.factory.onlineChanged()
+        if not self.connected:
+            self._leave(self.factory.audit.lostConnection)
+            return
+        self.sendText(messages.LOGIN_SUCCESS)
+
+    def _leave(self, record: Callable[[str], None]) -> None:
+        """
+        End the session: the hub tells whoever needs to know, and the audit
+        log records it through C{record} unless the session was superseded.
+        """
+        session, self.session = self.session, None
+        assert session is not None
+
+        def departed(departure: Departure | None) -> None:
+            if departure is None:
+                return
+            record(session.name)
+            if departure.partner is not None:
+                self.factory.audit.privateChatClosed(session.name, departure.partner)
+            self.factory.onlineChanged()
+
+        self.factory.hub.detach(session).addCallback(departed).addErrback(
+            self._crashed
+        )
+
+    # Chat
+
+    def _receiveChat(self, text: str) -> None:
+        parsed = parseLine(text)
+        if parsed is None:
+            self._say(text)
+        elif parsed.name not in COMMANDS and parsed.name not in ANSWERS:
+            self.sendText(messages.UNKNOWN_COMMAND.format(command=parsed.name))
+        elif parsed.arguments is None:
+            self.sendText(messages.USAGE.format(usage=COMMANDS[parsed.name].usage))
+        elif parsed.name in ANSWERS:
+            self._answer(ANSWERS[parsed.name], text)
+        else:
+            handler = getattr(self, "cmd_" + parsed.name.lstrip("@").replace(" ", "_"))
+            handler(*parsed.arguments)
+
+    def _say(self, text: str) -> None:
+        session = self.session
+        assert session is not None
+
+        def said(toGroup: bool) -> None:
+            if toGroup:
+                self.factory.audit.message(session.name, text)
+
+        self.factory.hub.say(session, text).addCallback(said).addErrback(self._crashed)
+
+    def _answer(self, accept: bool, text: str | None) -> None:
+        """
+        Answer a pending request; with no request pending, C{text} (a plain
+        C{y} or C{n}) is chat, and C{@ACCEPT}/C{@REJECT} (C{text=None}) get
+        an explanation.
+        """
+        session = self.session
+        assert session is not None
+
+        def answered(requester: str | None) -> None:
+            if requester is None:
+                if text is None:
+                    self.sendText(messages.NO_REQUEST)
+                else:
+                    self._say(text)
+            elif accept:
+                self.factory.audit.privateChatStarted(requester, session.name)
+                self.sendText(messages.PM_STARTED.format(name=requester))
+            else:
+                self.sendText(messages.REQUEST_REJECTED)
+
+        self._await(self.factory.hub.answerPrivateChat(session, accept), answered)
+
+    def cmd_ACCEPT(self) -> None:
+        self._answer(True, None)
+
+    def cmd_REJECT(self) -> None:
+        self._answer(False, None)
+
+    def cmd_PM(self, target: str) -> None:
+        session = self.session
+        assert session is not None
+        name = normalizeName(target)
+        if name is None:
+            self.sendText(messages.USER_DOES_NOT_EXIST.format(name=target))
+            return
+
+        def requested(result: RequestResult) -> Deferred[Any] | None:
+            if result.outcome is Request.OFFLINE:
+                return self.factory.accounts.lookup(name).addCallback(offline)
+            if result.outcome is Request.SENT:
+                self.factory.audit.privateChatRequested(session.name, result.name)
+            self.sendText(_REQUEST_REPLIES[result.outcome].format(name=result.name))
+            return None
+
+        def offline(account: str | None) -> None:
+            if account is None:
+                self.sendText(messages.USER_DOES_NOT_EXIST.format(name=name))
+            else:
+                self.sendText(messages.USER_OFFLINE.format(name=account))
+
+        self._await(self.factory.hub.requestPrivateChat(session, name), requested)
+
+    def cmd_EXIT_PM(self) -> None:
+        session = self.session
+        assert session is not None
+
+        def left(partner: str | None) -> None:
+            if partner is None:
+                self.sendText(messages.NOT_IN_PM)
+            else:
+                self.factory.audit.privateChatClosed(session.name, partner)
+                self.sendText(messages.YOU_LEFT_PM.format(name=partner))
+
+        self._await(self.factory.hub.leavePrivateChat(session), left)
+
+    def cmd_WHO(self) -> None:
+        self._await(self.factory.hub.online(), self._listOnline)
+
+    def _listOnline(self, users: list[Any]) -> None:
+        shown = [
+            messages.WHO_ENTRY_IN_PM.format(name=user.name, partner=user.partner)
+            if user.partner
+            else user.name
+            for user in users[: messages.LIST_LIMIT]
+        ]
+        names = ", ".join(shown)
+        if len(users) > messages.LIST_LIMIT:
+            names += messages.LIST_MORE.format(count=len(users) - messages.LIST_LIMIT)
+        self.sendText(messages.ONLINE_USERS.format(names=names))
+
+    def cmd_SEARCH(self, text: str) -> None:
+        def found(names: list[str]) -> Deferred[Any]:
+            return self.factory.hub.online().addCallback(
+                lambda users: self._listFound(text, names, {u.name for u in users})
+            )
+
+        self._await(self.factory.accounts.search(text), found)
+
+    def _listFound(self, text: str, names: list[str], online: set[str]) -> None:
+        self.sendText(messages.SEARCH_FOUND.format(count=len(names), text=text))
+        for name in names[: messages.LIST_LIMIT]:
+            entry = messages.SEARCH_ONLINE if name in online else messages.SEARCH_OFFLINE
+            self.sendText(entry.format(name=name))
+        if len(names) > messages.LIST_LIMIT:
+            more = len(names) - messages.LIST_LIMIT
+            self.sendText(messages.SEARCH_MORE.format(count=more))
+
+    def cmd_PASSWORD(self, old: str, new: str) -> None:
+        session = self.session
+        assert session is not None
+
+        def changed(ok: bool) -> None:
+            self.sendText(messages.PASSWORD_CHANGED if ok else messages.WRONG_PASSWORD)
+
+        self._await(
+            self.factory.accounts.changePassword(session.name, old, new), changed
+        )
+
+    def cmd_HELP(self) -> None:
+        for line in messages.HELP:
+            self.sendText(line)
+
+    def cmd_HEARTBEAT(self) -> None:
+        self.sendText(self.factory.presence.track(self))
+
+    def heartbeatsStopped(self, timeout: float) -> None:
+        """
+        The client stopped heartbeating (a closed lid, a pulled cable): drop
+        the connection without waiting for it to flush.
+        """
+        if self.session is not None:
+            self.factory.audit.heartbeatLost(self.session.name, timeout)
+        self.transport.abortConnection()
+
+    def cmd_LOGOUT(self) -> None:
+        session = self.session
+        assert session is not None
+        self.sendText(messages.GOODBYE.format(name=session.name))
+        self._leave(self.factory.audit.loggedOut)
+        self.transport.loseConnection()

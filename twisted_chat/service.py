@@ -1,0 +1,199 @@
+"""
+The server of one node: the factory that makes a protocol per connection and
+holds what they share, and the services that listen and shut down cleanly.
+"""
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import messages
+from .accounts import IAccountStore
+from .audit import AuditFileObserver, AuditLog
+from .config import ServerConfig
+from .hub import IHub
+from .presence import PresenceTracker
+from .protocol import ChatProtocol
+
+ONLINE_LOG_INTERVAL = 1.0
+
+
+class ChatFactory(ServerFactory):
+    """
+    Makes a L{ChatProtocol} per connection and gives them what they share:
+    the hub (the one owner of sessions, the group and private chats), the
+    account store, the presence tracker and the audit log.
+
+    @ivar connections: every open connection, logged in or not.
+    """
+
+    protocol = ChatProtocol
+
+    def __init__(
+        self,
+        hub: IHub,
+        accounts: IAccountStore,
+        audit: AuditLog,
+        presence: PresenceTracker,
+        clock: IReactorTime,
+        config: ServerConfig,
+    ) -> None:
+        self.hub = hub
+        self.accounts = accounts
+        self.audit = audit
+        self.presence = presence
+        self.clock = clock
+        self.config = config
+        self.connections: set[ChatProtocol] = set()
+        self._allClosed: list[Deferred[None]] = []
+        self._onlineLogCall: IDelayedCall | None = None
+        self._lastOnlineLog = float("-inf")
+
+    def connectionMade(self, protocol: ChatProtocol) -> None:
+        self.connections.add(protocol)
+
+    def connectionLost(self, protocol: ChatProtocol) -> None:
+        self.connections.discard(protocol)
+        if not self.connections:
+            waiting, self._allClosed = self._allClosed, []
+            for d in waiting:
+                d.callback(None)
+
+    def whenAllClosed(self) -> "Deferred[None]":
+        """
+        Fire once no connection is open.
+        """
+        if not self.connections:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._allClosed.append(d)
+        return d
+
+    def onlineChanged(self) -> None:
+        """
+        Someone came or went: log who is online, at most once a second.
+        """
+        if self._onlineLogCall is not None:
+            return
+        delay = max(0.0, self._lastOnlineLog + ONLINE_LOG_INTERVAL - self.clock.seconds())
+        self._onlineLogCall = self.clock.callLater(delay, self._logOnline)
+
+    def _logOnline(self) -> None:
+        self._onlineLogCall = None
+        self._lastOnlineLog = self.clock.seconds()
+        self.hub.online().addCallback(
+            lambda users: self.audit.onlineUsers([user.name for user in users])
+        )
+
+    def stopLogging(self) -> None:
+        """
+        Cancel a pending online-users line (at shutdown).
+        """
+        if self._onlineLogCall is not None:
+            self._onlineLogCall.cancel()
+            self._onlineLogCall = None
+
+
+class ListenerService(Service):
+    """
+    Listen on one endpoint description and log the address actually bound,
+    so that C{tcp:0} is usable.
+    """
+
+    log = Logger()
+
+    def __init__(self, description: str, factory: ServerFactory, reactor: object) -> None:
+        self.description = description
+        self.factory = factory
+        self.reactor = reactor
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        failures: list[object] = []
+        endpoint = serverFromString(self.reactor, self.description)
+        endpoint.listen(self.factory).addCallbacks(self._listening, failures.append)
+        if failures:
+            failures[0].raiseException()  # type: ignore[attr-defined]
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        address = port.getHost()
+        self.log.info(
+            "Listening on {description}: {host}:{port}",
+            description=self.description,
+            host=getattr(address, "host", address),
+            port=getattr(address, "port", ""),
+        )
+
+    def stopService(self) -> "Deferred[None]":
+        super().stopService()
+        port, self.port = self.port, None
+        return succeed(None) if port is None else port.stopListening()
+
+
+class ChatService(MultiService):
+    """
+    The whole server of one node: its listeners as children, and the
+    shutdown that says goodbye to every user.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: ChatFactory,
+        reactor: IReactorTime,
+        auditFile: AuditFileObserver | None = None,
+    ) -> None:
+        super().__init__()
+        self.factory = factory
+        self.reactor = reactor
+        self.auditFile = auditFile
+
+    @property
+    def listeners(self) -> list[ListenerService]:
+        return [child for child in self if isinstance(child, ListenerService)]
+
+    def stopService(self) -> "Deferred[None]":
+        """
+        Stop listening, tell every connected user, let hashes and writes in
+        flight finish, then close every connection.
+        """
+        factory = self.factory
+        for protocol in list(factory.connections):
+            protocol.pauseFor("shutdown")
+            protocol.sendText(messages.SHUTTING_DOWN)
+        stopped = super().stopService()
+        d = DeferredList([stopped, factory.accounts.drain()], consumeErrors=True)
+        d.addCallback(lambda _: self._disconnectAll())
+        d.addCallback(lambda _: self._closeLogs())
+        return d
+
+    def _closeLogs(self) -> None:
+        self.factory.stopLogging()
+        if self.auditFile is not None:
+            self.auditFile.close()
+
+    def _disconnectAll(self) -> "Deferred[None]":
+        """
+        Close every connection; fire when all are closed, aborting those
+        still open after the grace period.
+        """
+        factory = self.factory
+        for protocol in list(factory.connections):
+            protocol.transport.loseConnection()
+
+        def tooSlow(failure: Failure) -> None:
+            failure.trap(defer.TimeoutError)
+            for protocol in list(factory.connections):
+                protocol.transport.abortConnection()
+
+        closed = factory.whenAllClosed()
+        closed.addTimeout(factory.config.shutdownGrace, self.reactor)
+        return closed.addErrback(tooSlow)
