@@ -152,7 +152,9 @@ class AccountFile:
         }
         if self.unusable:
             document["unusable"] = self.unusable
-        return json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+        return (
+            json.dumps(document, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
+        )
 
 
 def _accountFromEntry(entry: object) -> Account | None:
@@ -326,7 +328,9 @@ class JsonAccountStore:
                 return (AuthResult.REJECTED, account.name)
             if account.hash is None or self._hashing.needsRehash(account.hash):
                 upgrade = self._setPassword(account, password)
-                return upgrade.addCallback(lambda _: (AuthResult.ACCEPTED, account.name))
+                return upgrade.addCallback(
+                    lambda _: (AuthResult.ACCEPTED, account.name)
+                )
             return (AuthResult.ACCEPTED, account.name)
 
         return self._matches(account, password).addCallback(checked)
@@ -393,4 +397,3 @@ class JsonAccountStore:
         return DeferredList(pending, consumeErrors=True).addCallback(
             lambda _: self.drain()
         )
-

@@ -321,9 +321,13 @@ class LocalHub:
         self._dropRequest(request)
         requester, target = request.requester, request.target
         self._send(requester.key, messages.REQUEST_TO_EXPIRED.format(name=target.name))
-        self._send(target.key, messages.REQUEST_FROM_EXPIRED.format(name=requester.name))
+        self._send(
+            target.key, messages.REQUEST_FROM_EXPIRED.format(name=requester.name)
+        )
 
-    def answerPrivateChat(self, session: Session, accept: bool) -> "Deferred[str | None]":
+    def answerPrivateChat(
+        self, session: Session, accept: bool
+    ) -> "Deferred[str | None]":
         request = self._requests.get(session.key)
         if request is None or request.target is not session:
             return succeed(None)

@@ -67,7 +67,9 @@ class PresenceTracker(DatagramProtocol):
     def startProtocol(self) -> None:
         address = self.transport.getHost()
         self.log.info(
-            "Presence heartbeats on UDP {host}:{port}", host=address.host, port=address.port
+            "Presence heartbeats on UDP {host}:{port}",
+            host=address.host,
+            port=address.port,
         )
 
     def track(self, client: IHeartbeatClient) -> str:
@@ -114,7 +116,8 @@ class PresenceTracker(DatagramProtocol):
         now = self._clock.seconds()
         if now - self._lastReport >= 1.0:
             self.log.debug(
-                "Ignored {count} datagram(s) that held no live token", count=self._ignored
+                "Ignored {count} datagram(s) that held no live token",
+                count=self._ignored,
             )
             self._ignored = 0
             self._lastReport = now

@@ -237,9 +237,7 @@ class ChatProtocol(LineReceiver):
                 self.prompt(messages.PROMPT_USERNAME)
             return
         session = Session(name, self)
-        self._await(
-            self.factory.hub.attach(session), lambda _: self._attached(session)
-        )
+        self._await(self.factory.hub.attach(session), lambda _: self._attached(session))
 
     def _attached(self, session: Session) -> None:
         self.session = session
@@ -270,9 +268,7 @@ class ChatProtocol(LineReceiver):
                 self.factory.audit.privateChatClosed(session.name, departure.partner)
             self.factory.onlineChanged()
 
-        self.factory.hub.detach(session).addCallback(departed).addErrback(
-            self._crashed
-        )
+        self.factory.hub.detach(session).addCallback(departed).addErrback(self._crashed)
 
     # Chat
 
@@ -392,7 +388,9 @@ class ChatProtocol(LineReceiver):
     def _listFound(self, text: str, names: list[str], online: set[str]) -> None:
         self.sendText(messages.SEARCH_FOUND.format(count=len(names), text=text))
         for name in names[: messages.LIST_LIMIT]:
-            entry = messages.SEARCH_ONLINE if name in online else messages.SEARCH_OFFLINE
+            entry = (
+                messages.SEARCH_ONLINE if name in online else messages.SEARCH_OFFLINE
+            )
             self.sendText(entry.format(name=name))
         if len(names) > messages.LIST_LIMIT:
             more = len(names) - messages.LIST_LIMIT

@@ -80,7 +80,9 @@ class ChatFactory(ServerFactory):
         """
         if self._onlineLogCall is not None:
             return
-        delay = max(0.0, self._lastOnlineLog + ONLINE_LOG_INTERVAL - self.clock.seconds())
+        delay = max(
+            0.0, self._lastOnlineLog + ONLINE_LOG_INTERVAL - self.clock.seconds()
+        )
         self._onlineLogCall = self.clock.callLater(delay, self._logOnline)
 
     def _logOnline(self) -> None:
@@ -107,7 +109,9 @@ class ListenerService(Service):
 
     log = Logger()
 
-    def __init__(self, description: str, factory: ServerFactory, reactor: object) -> None:
+    def __init__(
+        self, description: str, factory: ServerFactory, reactor: object
+    ) -> None:
         self.description = description
         self.factory = factory
         self.reactor = reactor

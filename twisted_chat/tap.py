@@ -38,9 +38,25 @@ class Options(usage.Options):
     )
     optParameters = [
         ["users", None, DEFAULTS.users, "The account store, a JSON file."],
-        ["audit-log", None, DEFAULTS.auditLog, "The audit log (rotated at 10 MB, 5 kept)."],
-        ["udp-port", None, DEFAULTS.udpPort, "UDP port for heartbeats (0: any free).", int],
-        ["udp-interface", None, DEFAULTS.udpInterface, "Address for the UDP port (default: all)."],
+        [
+            "audit-log",
+            None,
+            DEFAULTS.auditLog,
+            "The audit log (rotated at 10 MB, 5 kept).",
+        ],
+        [
+            "udp-port",
+            None,
+            DEFAULTS.udpPort,
+            "UDP port for heartbeats (0: any free).",
+            int,
+        ],
+        [
+            "udp-interface",
+            None,
+            DEFAULTS.udpInterface,
+            "Address for the UDP port (default: all).",
+        ],
         [
             "heartbeat-interval",
             None,

@@ -17,7 +17,9 @@ _ESCAPE_SEQUENCE = re.compile(
 )
 # C0 controls except tab, DEL, C1 controls, and the bidirectional marks,
 # embeddings, overrides and isolates that can reorder or hide text.
-_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def clean(text: str) -> str:
