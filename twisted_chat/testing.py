@@ -1,0 +1,121 @@
+"""
+In-memory fakes for testing code built on twisted-chat without a network,
+a disk or a real clock.
+"""
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.logger import LogEvent
+from zope.interface import implementer
+
+from .accounts import AuthResult, IAccountStore
+from .audit import AuditLog
+from .config import ServerConfig
+from .hub import LocalHub
+from .presence import PresenceTracker
+from .protocol import ChatProtocol
+from .service import ChatFactory
+from .text import foldName
+
+
+@implementer(IAccountStore)
+class MemoryAccountStore:
+    """
+    Accounts in a dict with plaintext passwords, answering at once.
+    """
+
+    def __init__(self, accounts: dict[str, str] | None = None) -> None:
+        self.accounts: dict[str, tuple[str, str]] = {
+            foldName(name): (name, password)
+            for name, password in (accounts or {}).items()
+        }
+
+    def lookup(self, name: str) -> "Deferred[str | None]":
+        entry = self.accounts.get(foldName(name))
+        return succeed(entry[0] if entry else None)
+
+    def authenticate(
+        self, name: str, password: str
+    ) -> "Deferred[tuple[AuthResult, str]]":
+        key = foldName(name)
+        entry = self.accounts.get(key)
+        if entry is None:
+            self.accounts[key] = (name, password)
+            return succeed((AuthResult.REGISTERED, name))
+        if entry[1] == password:
+            return succeed((AuthResult.ACCEPTED, entry[0]))
+        return succeed((AuthResult.REJECTED, entry[0]))
+
+    def changePassword(self, name: str, old: str, new: str) -> "Deferred[bool]":
+        key = foldName(name)
+        entry = self.accounts.get(key)
+        if entry is None or entry[1] != old:
+            return succeed(False)
+        self.accounts[key] = (entry[0], new)
+        return succeed(True)
+
+    def search(self, text: str) -> "Deferred[list[str]]":
+        needle = foldName(text)
+        return succeed(
+            [self.accounts[key][0] for key in sorted(self.accounts) if needle in key]
+        )
+
+    def drain(self) -> "Deferred[None]":
+        return succeed(None)
+
+
+class AuditRecorder:
+    """
+    An audit-log observer that keeps the event texts in a list.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        self.lines.append(event["audit"])
+
+
+def makeFactory(
+    clock: Clock | None = None,
+    accounts: IAccountStore | None = None,
+    config: ServerConfig | None = None,
+) -> tuple[ChatFactory, AuditRecorder]:
+    """
+    A L{ChatFactory} on a L{LocalHub}, a L{MemoryAccountStore} and a fake
+    clock, with an L{AuditRecorder} collecting its audit lines.
+    """
+    clock = clock or Clock()
+    config = config or ServerConfig()
+    recorder = AuditRecorder()
+    factory = ChatFactory(
+        LocalHub(clock),
+        accounts or MemoryAccountStore(),
+        AuditLog(recorder),
+        PresenceTracker(clock, config.heartbeatInterval, config.heartbeatTimeout),
+        clock,
+        config,
+    )
+    return factory, recorder
+
+
+def connect(
+    factory: ChatFactory, host: str = "192.0.2.1", port: int = 40000
+) -> tuple[ChatProtocol, StringTransportWithDisconnection]:
+    """
+    Connect a new L{ChatProtocol} of C{factory} to a string transport.
+    """
+    protocol = factory.buildProtocol(None)
+    transport = StringTransportWithDisconnection(
+        hostAddress=None, peerAddress=_address(host, port)
+    )
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def _address(host: str, port: int) -> object:
+    from twisted.internet.address import IPv4Address
+
+    return IPv4Address("TCP", host, port)
