@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class ServerConfig:
     """
     Everything configurable about one node, with the documented defaults.
+    For every limit, 0 means no limit.
     """
 
     listen: tuple[str, ...] = ("tcp:1234",)
@@ -16,7 +17,22 @@ class ServerConfig:
     auditLog: str = "server.log"
     auditLogRotateBytes: int = 10_000_000
     auditLogRotatedFiles: int = 5
+    maxLineBytes: int = 4096
+    loginTimeout: float = 30.0
     maxFailedLogins: int = 5
+    loginBackoffBase: float = 1.0
+    loginBackoffCap: float = 60.0
+    maxRegistrationsPerIp: int = 30
+    registrationPeriod: float = 600.0
+    floodRate: float = 5.0
+    floodBurst: int = 20
+    maxRecvqBytes: int = 131072
+    maxSendqBytes: int = 262144
+    sendqSoftBytes: int = 16384
+    maxConnections: int = 10000
+    maxConnectionsPerIp: int = 32
+    maxNewConnectionsPerIp: int = 60
+    exemptLoopback: bool = True
     udpPort: int = 12345
     udpInterface: str = ""
     heartbeatInterval: float = 5.0

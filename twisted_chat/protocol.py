@@ -6,11 +6,15 @@ Lines are UTF-8 and end in LF or CRLF.  The protocol parses lines and formats
 replies; every decision about other users is the hub's.
 """
 
+import socket
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import connectionDone
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -20,15 +24,16 @@ from . import messages
 from .accounts import AuthResult
 from .commands import ANSWERS, COMMANDS, parseLine
 from .hub import Departure, IChatClient, Request, RequestResult, Session, encodeLine
+from .limits import TokenBucket, addressKey
 from .presence import IHeartbeatClient
-from .text import clean, normalizeName
+from .text import clean, foldName, normalizeName
 
 if TYPE_CHECKING:
     from .service import ChatFactory
 
 T = TypeVar("T")
 
-LINE_TOO_LONG = "Line too long (max {limit} bytes)."
+SLOW_DOWN_INTERVAL = 10.0
 
 _REQUEST_REPLIES = {
     Request.SENT: messages.PM_REQUEST_SENT,
@@ -61,10 +66,17 @@ class ChatProtocol(LineReceiver):
     factory: "ChatFactory"
     log = Logger()
 
-    def __init__(self) -> None:
+    def __init__(self, addressKey: str | None = None) -> None:
         self.session: Session | None = None
+        self.addressKey = addressKey
         self._pauseReasons: set[str] = set()
         self._discarding = False
+        self._flood: TokenBucket | None = None
+        self._lastSlowDown = float("-inf")
+        self._loginTimer: IDelayedCall | None = None
+        self._loginTimeLeft = 0.0
+        self._sendqPaused = False
+        self._sentWhilePaused = 0
         self._stage: Callable[[str], None] = self._receiveUsername
         self._pendingName: str | None = None
         self._failedLogins = 0
@@ -72,13 +84,25 @@ class ChatProtocol(LineReceiver):
     # Connection
 
     def connectionMade(self) -> None:
-        self.factory.connectionMade(self)
+        factory, config = self.factory, self.factory.config
+        factory.connectionMade(self)
+        self.MAX_LENGTH = config.maxLineBytes or sys.maxsize
+        if config.floodRate:
+            self._flood = TokenBucket(
+                config.floodRate, config.floodBurst, factory.clock.seconds()
+            )
+        if config.loginTimeout:
+            self._loginTimeLeft = config.loginTimeout
+            self._startLoginTimer()
+        self._watchSendQueue(config.sendqSoftBytes)
+        enableKeepAlive(self.transport)
         self.sendText(messages.WELCOME)
         self.prompt(messages.PROMPT_USERNAME)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.connectionLost(self)
         self.factory.presence.untrack(self)
+        self._stopLoginTimer()
         if self.session is not None:
             self._leave(self.factory.audit.lostConnection)
 
@@ -86,16 +110,96 @@ class ChatProtocol(LineReceiver):
         """
         Send one line to this client.
         """
-        self.transport.write(encodeLine(text))
+        self.deliver(encodeLine(text))
 
     def prompt(self, text: str) -> None:
         """
         Send a prompt, which has no line end.
         """
-        self.transport.write(text.encode("utf-8"))
+        self.deliver(text.encode("utf-8"))
 
     def deliver(self, data: bytes) -> None:
+        """
+        Queue C{data} for this client, dropping the client if its send queue
+        grows past the limit (it does not read what it is sent).
+        """
+        if self._sendqPaused:
+            self._sentWhilePaused += len(data)
+            limit = self.factory.config.maxSendqBytes
+            if (
+                limit
+                and self.factory.config.sendqSoftBytes + self._sentWhilePaused > limit
+            ):
+                self._sendQueueExceeded()
+                return
         self.transport.write(data)
+
+    # Limits
+
+    def _watchSendQueue(self, softLimit: int) -> None:
+        """
+        Have the transport tell us when more than C{softLimit} bytes wait to
+        be sent, by lowering its buffer size and registering as a producer:
+        above it, input stops and what is queued meanwhile is counted.
+        """
+        transport = self.transport
+        while transport is not None and not hasattr(transport, "bufferSize"):
+            transport = getattr(transport, "transport", None)
+        if transport is not None and softLimit:
+            transport.bufferSize = softLimit
+        self.transport.registerProducer(_SendQueueWatch(self), True)
+
+    def sendQueuePaused(self) -> None:
+        self._sendqPaused = True
+        self._sentWhilePaused = 0
+        self.pauseFor("sendq")
+
+    def sendQueueDrained(self) -> None:
+        self._sendqPaused = False
+        self.resumeFrom("sendq")
+
+    def _sendQueueExceeded(self) -> None:
+        self.log.warn(
+            "SendQ exceeded: dropping {peer} ({name})",
+            peer=self._peer(),
+            name=self.session.name if self.session else "-",
+        )
+        self._sendqPaused = False
+        self.transport.abortConnection()
+
+    def _startLoginTimer(self) -> None:
+        if self._loginTimeLeft and self._loginTimer is None:
+            self._loginTimer = self.factory.clock.callLater(
+                self._loginTimeLeft, self._loginTimedOut
+            )
+
+    def _stopLoginTimer(self) -> None:
+        """
+        Stop the login clock, keeping the time left (while the server itself
+        works for this connection, the clock does not run).
+        """
+        timer, self._loginTimer = self._loginTimer, None
+        if timer is not None and timer.active():
+            self._loginTimeLeft = timer.getTime() - self.factory.clock.seconds()
+            timer.cancel()
+
+    def _loginTimedOut(self) -> None:
+        self._loginTimer = None
+        self.sendText(messages.LOGIN_TIMED_OUT)
+        self.transport.loseConnection()
+
+    def _floodPaused(self) -> None:
+        """
+        The line at hand is over the flood limit: stop reading until the
+        bucket has a token, and say so at most every ten seconds.
+        """
+        assert self._flood is not None
+        now = self.factory.clock.seconds()
+        self.pauseFor("flood")
+        self.factory.clock.callLater(self._flood.wait(now), self.resumeFrom, "flood")
+        if now - self._lastSlowDown >= SLOW_DOWN_INTERVAL:
+            self._lastSlowDown = now
+            self.sendText(messages.SLOW_DOWN)
 
     def supersede(self) -> None:
         self.session = None
@@ -120,6 +224,10 @@ class ChatProtocol(LineReceiver):
             data = data[end + 1 :]
             self._discarding = False
         self._buffer += data
+        limit = self.factory.config.maxRecvqBytes
+        if self.paused and limit and len(self._buffer) > limit:
+            self._excessFlood()
+            return
         if self._busyReceiving:
             return
         self._busyReceiving = True
@@ -128,11 +236,21 @@ class ChatProtocol(LineReceiver):
         finally:
             self._busyReceiving = False
 
+    def _excessFlood(self) -> None:
+        self.log.warn("Excess flood: dropping {peer}", peer=self._peer())
+        self._buffer = b""
+        self.sendText(messages.EXCESS_FLOOD)
+        self.transport.loseConnection()
+
     def _handleBufferedLines(self) -> None:
         start = 0
+        flood, clock = self._flood, self.factory.clock
         while not self.paused and not self.transport.disconnecting:
             end = self._buffer.find(b"\n", start)
             if end < 0:
+                break
+            if flood is not None and not flood.take(clock.seconds()):
+                self._floodPaused()
                 break
             line = self._buffer[start:end]
             start = end + 1
@@ -149,7 +267,7 @@ class ChatProtocol(LineReceiver):
             self.lineLengthExceeded(rest)
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        self.sendText(LINE_TOO_LONG.format(limit=self.MAX_LENGTH))
+        self.sendText(messages.LINE_TOO_LONG.format(limit=self.MAX_LENGTH))
 
     def pauseFor(self, reason: str) -> None:
         """
@@ -175,9 +293,15 @@ class ChatProtocol(LineReceiver):
         result, so that the reply comes before the next line is read.
         """
         self.pauseFor(reason)
+        self._stopLoginTimer()
         d.addCallback(callback)
         d.addErrback(self._crashed)
-        d.addBoth(lambda _: self.resumeFrom(reason))
+        d.addBoth(lambda _: self._resumeAfterAnswer(reason))
+
+    def _resumeAfterAnswer(self, reason: str) -> None:
+        if self.session is None and self.connected:
+            self._startLoginTimer()
+        self.resumeFrom(reason)
 
     def _crashed(self, failure: Failure) -> None:
         """
@@ -217,30 +341,61 @@ class ChatProtocol(LineReceiver):
         name, self._pendingName = self._pendingName, None
         assert name is not None
         self._stage = self._receiveUsername
-        self._await(
-            self.factory.accounts.authenticate(name, password), self._authenticated
-        )
+        factory = self.factory
+        backoffKey = (foldName(name), self._host())
 
-    def _authenticated(self, result: tuple[AuthResult, str]) -> None:
+        def known(account: str | None) -> Deferred[Any] | None:
+            if account is None and not factory.mayRegister(self.addressKey):
+                self.sendText(messages.TOO_MANY_REGISTRATIONS)
+                self.prompt(messages.PROMPT_USERNAME)
+                return None
+            delay = factory.loginBackoff.delay(backoffKey)
+            if delay:
+                checked = deferLater(
+                    factory.clock, delay, factory.accounts.authenticate, name, password
+                )
+            else:
+                checked = factory.accounts.authenticate(name, password)
+            return checked.addCallback(self._authenticated, backoffKey)
+
+        self._await(factory.accounts.lookup(name), known)
+
+    def _host(self) -> str:
+        peer = self.transport.getPeer()
+        return addressKey(getattr(peer, "host", str(peer)))
+
+    def _authenticated(
+        self, result: tuple[AuthResult, str], backoffKey: tuple[str, str]
+    ) -> "Deferred[None] | None":
         outcome, name = result
         if outcome is AuthResult.REGISTERED:
             self.factory.audit.registered(name)
+        if outcome is AuthResult.REJECTED:
+            self.factory.loginBackoff.failed(backoffKey)
+        else:
+            self.factory.loginBackoff.succeeded(backoffKey)
         if not self.connected:
-            return
+            return None
         if outcome is AuthResult.REJECTED:
             self._failedLogins += 1
-            if self._failedLogins >= self.factory.config.maxFailedLogins:
+            if self._failedLogins >= (
+                self.factory.config.maxFailedLogins or sys.maxsize
+            ):
                 self.sendText(messages.TOO_MANY_FAILED_LOGINS)
                 self.transport.loseConnection()
             else:
                 self.sendText(messages.WRONG_PASSWORD)
                 self.prompt(messages.PROMPT_USERNAME)
-            return
+            return None
         session = Session(name, self)
-        self._await(self.factory.hub.attach(session), lambda _: self._attached(session))
+        return self.factory.hub.attach(session).addCallback(
+            lambda _: self._attached(session)
+        )
 
     def _attached(self, session: Session) -> None:
         self.session = session
+        self._stopLoginTimer()
+        self._loginTimeLeft = 0.0
         self._stage = self._receiveChat
         peer = self.transport.getPeer()
         self.factory.audit.loggedIn(
@@ -429,3 +584,47 @@ class ChatProtocol(LineReceiver):
         self.sendText(messages.GOODBYE.format(name=session.name))
         self._leave(self.factory.audit.loggedOut)
         self.transport.loseConnection()
+
+
+# Probe a silent peer after 60 s, every 10 s, 5 times: a dead peer is reaped
+# in about two minutes instead of the kernel's default two hours.
+KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5))
+
+
+def enableKeepAlive(transport: object) -> None:
+    """
+    Turn on TCP keepalive with short timings on the socket under
+    C{transport} (through TLS too), where the platform has the options.
+    """
+    while transport is not None:
+        handle = getattr(transport, "getHandle", lambda: None)()
+        if isinstance(handle, socket.socket):
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for name, value in KEEPALIVE_OPTIONS:
+                option = getattr(socket, name, None)
+                if option is not None:
+                    handle.setsockopt(socket.IPPROTO_TCP, option, value)
+            return
+        transport = getattr(transport, "transport", None)
+
+
+@implementer(IPushProducer)
+class _SendQueueWatch:
+    """
+    Registered with a connection's transport, which pauses it when its send
+    buffer fills up and resumes it when the buffer is empty again.
+    """
+
+    def __init__(self, protocol: ChatProtocol) -> None:
+        self._protocol = protocol
+
+    def pauseProducing(self) -> None:
+        self._protocol.sendQueuePaused()
+
+    def resumeProducing(self) -> None:
+        self._protocol.sendQueueDrained()
+
+    def stopProducing(self) -> None:
+        """
+        The connection is closing; nothing to do.
+        """

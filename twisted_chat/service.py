@@ -7,8 +7,13 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IDelayedCall, IListeningPort, IReactorTime
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IListeningPort,
+    IReactorTime,
+)
+from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -16,7 +21,14 @@ from . import messages
 from .accounts import IAccountStore
 from .audit import AuditFileObserver, AuditLog
 from .config import ServerConfig
-from .hub import IHub
+from .hub import IHub, encodeLine
+from .limits import (
+    ConnectionCounter,
+    LoginBackoff,
+    RateLimiter,
+    addressKey,
+    isLoopback,
+)
 from .presence import PresenceTracker
 from .protocol import ChatProtocol
 
@@ -33,6 +45,7 @@ class ChatFactory(ServerFactory):
     """
 
     protocol = ChatProtocol
+    log = Logger()
 
     def __init__(
         self,
@@ -50,15 +63,53 @@ class ChatFactory(ServerFactory):
         self.clock = clock
         self.config = config
         self.connections: set[ChatProtocol] = set()
+        self.loginBackoff = LoginBackoff(
+            config.loginBackoffBase, config.loginBackoffCap
+        )
+        self._connectionCounter = ConnectionCounter(
+            config.maxConnections, config.maxConnectionsPerIp
+        )
+        self._newConnections = RateLimiter(config.maxNewConnectionsPerIp, 60.0)
+        self._registrations = RateLimiter(
+            config.maxRegistrationsPerIp, config.registrationPeriod
+        )
         self._allClosed: list[Deferred[None]] = []
         self._onlineLogCall: IDelayedCall | None = None
         self._lastOnlineLog = float("-inf")
+
+    def buildProtocol(self, addr: IAddress) -> Protocol:
+        """
+        Admit a connection within the connection limits, or answer it with
+        L{messages.TOO_MANY_CONNECTIONS} and close it.
+        """
+        host = getattr(addr, "host", None)
+        key = None
+        if host is not None and not (self.config.exemptLoopback and isLoopback(host)):
+            key = addressKey(host)
+        withinRate = key is None or self._newConnections.allow(
+            key, self.clock.seconds()
+        )
+        if not (withinRate and self._connectionCounter.admit(key)):
+            self.log.info("Refused a connection from {host}: too many", host=host)
+            return _RefusedProtocol()
+        protocol = ChatProtocol(key)
+        protocol.factory = self
+        return protocol
+
+    def mayRegister(self, key: str | None) -> bool:
+        """
+        Whether the address C{key} (L{None}: exempt) may register one more
+        account now.
+        """
+        return key is None or self._registrations.allow(key, self.clock.seconds())
 
     def connectionMade(self, protocol: ChatProtocol) -> None:
         self.connections.add(protocol)
 
     def connectionLost(self, protocol: ChatProtocol) -> None:
-        self.connections.discard(protocol)
+        if protocol in self.connections:
+            self.connections.discard(protocol)
+            self._connectionCounter.release(protocol.addressKey)
         if not self.connections:
             waiting, self._allClosed = self._allClosed, []
             for d in waiting:
@@ -99,6 +150,16 @@ class ChatFactory(ServerFactory):
         if self._onlineLogCall is not None:
             self._onlineLogCall.cancel()
             self._onlineLogCall = None
+
+
+class _RefusedProtocol(Protocol):
+    """
+    Says there are too many connections, and hangs up.
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.write(encodeLine(messages.TOO_MANY_CONNECTIONS))
+        self.transport.loseConnection()
 
 
 class ListenerService(Service):

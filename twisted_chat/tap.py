@@ -2,10 +2,11 @@
 C{twistd chat}: the command-line options and the service they build.
 """
 
+import resource
 from typing import Any
 
 from twisted.application.internet import UDPServer
-from twisted.logger import globalLogPublisher
+from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 
 from .accounts import AccountFileError, JsonAccountStore
@@ -17,6 +18,72 @@ from .presence import PresenceTracker
 from .service import ChatFactory, ChatService, ListenerService
 
 DEFAULTS = ServerConfig()
+log = Logger()
+
+
+def _notNegative(kind: type) -> Any:
+    def parse(value: str) -> Any:
+        number = kind(value)
+        if number < 0:
+            raise ValueError(f"{value} is negative")
+        return number
+
+    return parse
+
+
+_count, _seconds = _notNegative(int), _notNegative(float)
+
+# The abuse limits: (option, ServerConfig field, help, parser). 0 turns each off.
+LIMITS = [
+    ("max-line-bytes", "maxLineBytes", "Longest line accepted, in bytes.", _count),
+    ("login-timeout", "loginTimeout", "Seconds allowed to log in.", _seconds),
+    (
+        "max-failed-logins",
+        "maxFailedLogins",
+        "Failed logins before a connection is closed.",
+        _count,
+    ),
+    (
+        "login-backoff-base",
+        "loginBackoffBase",
+        "First delay (s) after 3 failures for one account and address.",
+        _seconds,
+    ),
+    ("login-backoff-cap", "loginBackoffCap", "Longest login delay (s).", _seconds),
+    (
+        "max-registrations-per-ip",
+        "maxRegistrationsPerIp",
+        "New accounts per address per 10 minutes.",
+        _count,
+    ),
+    ("flood-rate", "floodRate", "Lines per second a session may send.", _seconds),
+    ("flood-burst", "floodBurst", "Lines a session may send at once.", _count),
+    (
+        "max-recvq-bytes",
+        "maxRecvqBytes",
+        "Input held while a session is paused, in bytes.",
+        _count,
+    ),
+    (
+        "max-sendq-bytes",
+        "maxSendqBytes",
+        "Output queued for a client that does not read, in bytes.",
+        _count,
+    ),
+    ("max-connections", "maxConnections", "Open connections in all.", _count),
+    (
+        "max-connections-per-ip",
+        "maxConnectionsPerIp",
+        "Open connections per address (IPv6: per /64).",
+        _count,
+    ),
+    (
+        "max-new-connections-per-ip",
+        "maxNewConnectionsPerIp",
+        "New connections per address per minute.",
+        _count,
+    ),
+]
 
 
 def _positive(value: str) -> float:
@@ -71,6 +138,17 @@ class Options(usage.Options):
             "Seconds of silence after which a heartbeating client is offline.",
             _positive,
         ],
+    ] + [
+        [option, None, getattr(DEFAULTS, field), help, kind]
+        for option, field, help, kind in LIMITS
+    ]
+
+    optFlags = [
+        [
+            "no-exempt-loopback",
+            None,
+            "Apply the per-address limits to loopback connections too.",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -79,10 +157,8 @@ class Options(usage.Options):
 
     def opt_listen(self, description: str) -> None:
         """
-        A Twisted server endpoint to listen on, e.g. tcp:1234 or
-        ssl:1235:privateKey=key.pem:certKey=cert.pem (repeatable;
-        default tcp:1234).
-        """
+        A Twisted server endpoint to listen on, such as tcp:1234 or ssl:1235:privateKey=key.pem:certKey=cert.pem (repeatable; default tcp:1234).
+        """  # noqa: E501
         self["listen"].append(description)
 
     def postOptions(self) -> None:
@@ -101,6 +177,29 @@ class Options(usage.Options):
             udpInterface=self["udp-interface"],
             heartbeatInterval=self["heartbeat-interval"],
             heartbeatTimeout=self["heartbeat-timeout"],
+            exemptLoopback=not self["no-exempt-loopback"],
+            **{field: self[option] for option, field, _, _ in LIMITS},
+        )
+
+
+def raiseOpenFilesLimit(connections: int) -> None:
+    """
+    Raise the soft limit on open files toward what C{connections} need,
+    and warn if the hard limit keeps it below.
+    """
+    if not connections:
+        return
+    wanted = connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warn(
+            "Open files limited to {target}: fewer than --max-connections {wanted}",
+            target=target,
+            wanted=connections,
         )
 
 
@@ -112,6 +211,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     if reactor is None:
         from twisted.internet import reactor
     config = options.config()
+    raiseOpenFilesLimit(config.maxConnections)
     threadpool = reactor.getThreadPool()
     hashing = PasswordHashing(reactor, threadpool)
     try:
