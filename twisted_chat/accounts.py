@@ -77,6 +77,38 @@ class IAccountStore(Interface):
         """
 
 
+class Inflight:
+    """
+    The operations under way, so that a shutdown can wait for them.
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[Deferred[Any]] = set()
+
+    def track(self, d: "Deferred[Any]") -> "Deferred[Any]":
+        """
+        Remember C{d} until it fires; return it.
+        """
+        self._pending.add(d)
+
+        def done(result: object) -> object:
+            self._pending.discard(d)
+            return result
+
+        return d.addBoth(done)
+
+    def drain(self) -> "Deferred[None]":
+        """
+        Fire once every tracked operation, and any it started, has finished.
+        """
+        pending = list(self._pending)
+        if not pending:
+            return succeed(None)
+        return DeferredList(pending, consumeErrors=True).addCallback(
+            lambda _: self.drain()
+        )
+
+
 @dataclass
 class Account:
     """
@@ -222,7 +254,9 @@ class JsonAccountStore:
         self._reactor = reactor
         self._threadpool = threadpool
         self._registering: dict[str, list[Deferred[None]]] = {}
-        self._inflight: set[Deferred[Any]] = set()
+        self._inflight = Inflight()
+        self._track = self._inflight.track
+        self.drain = self._inflight.drain
         self._writing = False
         self._waitingForWrite: list[Deferred[None]] = []
 
@@ -254,15 +288,6 @@ class JsonAccountStore:
                 entry=entry.get("name") if isinstance(entry, dict) else entry,
             )
         return cls(path, content, hashing, reactor, threadpool)
-
-    def _track(self, d: "Deferred[Any]") -> "Deferred[Any]":
-        self._inflight.add(d)
-
-        def done(result: object) -> object:
-            self._inflight.discard(d)
-            return result
-
-        return d.addBoth(done)
 
     def _account(self, name: str) -> Account | None:
         return self._file.accounts.get(foldName(name))
@@ -389,11 +414,3 @@ class JsonAccountStore:
             self._reactor, self._threadpool, writeAtomically, self.path, data
         )
         self._track(written).addBoth(finished)
-
-    def drain(self) -> "Deferred[None]":
-        pending = list(self._inflight)
-        if not pending:
-            return succeed(None)
-        return DeferredList(pending, consumeErrors=True).addCallback(
-            lambda _: self.drain()
-        )

@@ -14,6 +14,8 @@ class ServerConfig:
 
     listen: tuple[str, ...] = ("tcp:1234",)
     users: str = "users.json"
+    hub: str | None = None
+    hubTTL: float = 10.0
     auditLog: str = "server.log"
     auditLogRotateBytes: int = 10_000_000
     auditLogRotatedFiles: int = 5

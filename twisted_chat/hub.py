@@ -22,6 +22,13 @@ from .text import foldName
 REQUEST_TIMEOUT = 60.0
 
 
+class HubUnavailableError(Exception):
+    """
+    The hub cannot answer now (the store shared by several nodes is out of
+    reach); the caller should say the service is degraded, not fail.
+    """
+
+
 class IChatClient(Interface):
     """
     The end of one logged-in connection, as the hub sees it.
@@ -103,7 +110,17 @@ class IHub(Interface):
     Sessions, the group and private chats, reached through Deferreds.
     """
 
-    sessionCount = Attribute("The number of users online through this hub.")
+    sessionCount = Attribute("The number of users online on this node.")
+
+    def start() -> None:
+        """
+        Begin serving (connect to whatever the hub needs).
+        """
+
+    def stop() -> "Deferred[None]":
+        """
+        Stop serving, once every session of this node has been detached.
+        """
 
     def attach(session: Session) -> "Deferred[bool]":
         """
@@ -196,6 +213,14 @@ class LocalHub:
     @property
     def sessionCount(self) -> int:
         return len(self._sessions)
+
+    def start(self) -> None:
+        """
+        Nothing to connect to: all state is in this process.
+        """
+
+    def stop(self) -> "Deferred[None]":
+        return succeed(None)
 
     def _send(self, key: str, text: str) -> None:
         session = self._sessions.get(key)

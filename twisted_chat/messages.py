@@ -60,6 +60,9 @@ TOO_MANY_CONNECTIONS = "Too many connections."
 TOO_MANY_REGISTRATIONS = "Too many new accounts from your address; try again later."
 SLOW_DOWN = "You are sending lines too fast; slow down (they will be handled in turn)."
 EXCESS_FLOOD = "Excess flood."
+SERVICE_DEGRADED = (
+    "The service is degraded (its shared store is out of reach); try again later."
+)
 SERVER_ERROR = "Sorry, the server could not do that; please try again."
 SHUTTING_DOWN = "Server shutting down."
 

@@ -23,7 +23,15 @@ from zope.interface import implementer
 from . import messages
 from .accounts import AuthResult
 from .commands import ANSWERS, COMMANDS, parseLine
-from .hub import Departure, IChatClient, Request, RequestResult, Session, encodeLine
+from .hub import (
+    Departure,
+    HubUnavailableError,
+    IChatClient,
+    Request,
+    RequestResult,
+    Session,
+    encodeLine,
+)
 from .limits import TokenBucket, addressKey
 from .presence import IHeartbeatClient
 from .text import clean, foldName, normalizeName
@@ -100,11 +108,16 @@ class ChatProtocol(LineReceiver):
         self.prompt(messages.PROMPT_USERNAME)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.factory.connectionLost(self)
+        # Twisted leaves C{connected} set; clear it so that answers arriving
+        # after the connection ended (a password check) are dropped.
+        self.connected = False
         self.factory.presence.untrack(self)
         self._stopLoginTimer()
         if self.session is not None:
             self._leave(self.factory.audit.lostConnection)
+        # Last: when this was the last connection at shutdown, the audit log
+        # closes, and the departure above must be written first.
+        self.factory.connectionLost(self)
 
     def sendText(self, text: str) -> None:
         """
@@ -143,11 +156,17 @@ class ChatProtocol(LineReceiver):
         above it, input stops and what is queued meanwhile is counted.
         """
         transport = self.transport
-        while transport is not None and not hasattr(transport, "bufferSize"):
+        # The class, not the instance: a TLS wrapper forwards attribute
+        # lookups to the transport it wraps.
+        while transport is not None and not hasattr(type(transport), "bufferSize"):
             transport = getattr(transport, "transport", None)
         if transport is not None and softLimit:
             transport.bufferSize = softLimit
-        self.transport.registerProducer(_SendQueueWatch(self), True)
+        # Under TLS, register with the TCP transport itself: the TLS layer
+        # pauses its producer while the handshake is pending (input would
+        # stop and the handshake never finish), and does not close on
+        # loseConnection while a producer is registered with it.
+        (transport or self.transport).registerProducer(_SendQueueWatch(self), True)
 
     def sendQueuePaused(self) -> None:
         self._sendqPaused = True
@@ -245,7 +264,7 @@ class ChatProtocol(LineReceiver):
     def _handleBufferedLines(self) -> None:
         start = 0
         flood, clock = self._flood, self.factory.clock
-        while not self.paused and not self.transport.disconnecting:
+        while not self.paused and self.connected and not self.transport.disconnecting:
             end = self._buffer.find(b"\n", start)
             if end < 0:
                 break
@@ -305,8 +324,15 @@ class ChatProtocol(LineReceiver):
 
     def _crashed(self, failure: Failure) -> None:
         """
-        Log an unexpected error and close this connection only.
+        Log an unexpected error and close this connection only; but if the
+        hub is out of reach, just say the service is degraded.
         """
+        if failure.check(HubUnavailableError):
+            if self.connected:
+                self.sendText(messages.SERVICE_DEGRADED)
+                if self.session is None:
+                    self.prompt(messages.PROMPT_USERNAME)
+            return
         self.log.failure("Error in the session of {peer}", failure, peer=self._peer())
         if self.connected:
             self.sendText(messages.SERVER_ERROR)

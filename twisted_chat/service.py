@@ -221,6 +221,10 @@ class ChatService(MultiService):
         self.reactor = reactor
         self.auditFile = auditFile
 
+    def startService(self) -> None:
+        self.factory.hub.start()
+        super().startService()
+
     @property
     def listeners(self) -> list[ListenerService]:
         return [child for child in self if isinstance(child, ListenerService)]
@@ -237,6 +241,7 @@ class ChatService(MultiService):
         stopped = super().stopService()
         d = DeferredList([stopped, factory.accounts.drain()], consumeErrors=True)
         d.addCallback(lambda _: self._disconnectAll())
+        d.addCallback(lambda _: factory.hub.stop())
         d.addCallback(lambda _: self._closeLogs())
         return d
 
@@ -253,11 +258,18 @@ class ChatService(MultiService):
         factory = self.factory
         for protocol in list(factory.connections):
             protocol.transport.loseConnection()
+            # Input was paused for the shutdown, but a TLS connection closes
+            # only once it reads the peer's close_notify (lines that arrive
+            # are not handled: the protocol itself stays paused).
+            protocol.transport.resumeProducing()
 
-        def tooSlow(failure: Failure) -> None:
+        def tooSlow(failure: Failure) -> "Deferred[None]":
             failure.trap(defer.TimeoutError)
             for protocol in list(factory.connections):
                 protocol.transport.abortConnection()
+            # Aborted connections end in a later reactor turn; wait for them
+            # so that their departures reach the audit log before it closes.
+            return factory.whenAllClosed()
 
         closed = factory.whenAllClosed()
         closed.addTimeout(factory.config.shutdownGrace, self.reactor)

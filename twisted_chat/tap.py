@@ -9,12 +9,15 @@ from twisted.application.internet import UDPServer
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 
-from .accounts import AccountFileError, JsonAccountStore
+from .accounts import AccountFileError, IAccountStore, JsonAccountStore
 from .audit import AuditFileObserver, AuditLog
 from .config import ServerConfig
-from .hub import LocalHub
+from .hub import IHub, LocalHub
 from .passwords import PasswordHashing
 from .presence import PresenceTracker
+from .redisaccounts import RedisAccountStore
+from .redisconn import RedisAddress
+from .redishub import RedisHub
 from .service import ChatFactory, ChatService, ListenerService
 
 DEFAULTS = ServerConfig()
@@ -106,6 +109,20 @@ class Options(usage.Options):
     optParameters = [
         ["users", None, DEFAULTS.users, "The account store, a JSON file."],
         [
+            "hub",
+            None,
+            None,
+            "redis://[:password@]host:port/db (or rediss:// for TLS): run as "
+            "one node of a chat shared through Redis; accounts live there too.",
+        ],
+        [
+            "hub-ttl",
+            None,
+            DEFAULTS.hubTTL,
+            "Seconds after which the other nodes treat a silent node as dead.",
+            _positive,
+        ],
+        [
             "audit-log",
             None,
             DEFAULTS.auditLog,
@@ -164,6 +181,11 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = list(DEFAULTS.listen)
+        if self["hub"] is not None:
+            try:
+                RedisAddress.fromURL(self["hub"])
+            except ValueError as e:
+                raise usage.UsageError(f"--hub: {e}") from None
 
     def config(self) -> ServerConfig:
         """
@@ -172,6 +194,8 @@ class Options(usage.Options):
         return ServerConfig(
             listen=tuple(self["listen"]),
             users=self["users"],
+            hub=self["hub"],
+            hubTTL=self["hub-ttl"],
             auditLog=self["audit-log"],
             udpPort=self["udp-port"],
             udpInterface=self["udp-interface"],
@@ -214,10 +238,17 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     raiseOpenFilesLimit(config.maxConnections)
     threadpool = reactor.getThreadPool()
     hashing = PasswordHashing(reactor, threadpool)
-    try:
-        accounts = JsonAccountStore.open(config.users, hashing, reactor, threadpool)
-    except AccountFileError as e:
-        raise SystemExit(f"twistd chat: {e}") from None
+    hub: IHub
+    accounts: IAccountStore
+    if config.hub is None:
+        hub = LocalHub(reactor)
+        try:
+            accounts = JsonAccountStore.open(config.users, hashing, reactor, threadpool)
+        except AccountFileError as e:
+            raise SystemExit(f"twistd chat: {e}") from None
+    else:
+        redisHub = RedisHub(reactor, RedisAddress.fromURL(config.hub), config.hubTTL)
+        hub, accounts = redisHub, RedisAccountStore(redisHub.redis, hashing)
     auditFile = AuditFileObserver.open(
         config.auditLog, config.auditLogRotateBytes, config.auditLogRotatedFiles
     )
@@ -225,7 +256,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         reactor, config.heartbeatInterval, config.heartbeatTimeout
     )
     factory = ChatFactory(
-        LocalHub(reactor),
+        hub,
         accounts,
         AuditLog(auditFile, globalLogPublisher),
         presence,

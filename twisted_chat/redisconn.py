@@ -1,0 +1,225 @@
+"""
+A Redis connection for the hub and the account store, on C{txredisapi}:
+a command connection and a subscriber connection, both reconnecting with
+backoff, and commands that fail at once while Redis is unreachable.
+
+C{txredisapi} 1.6 needs help in four places, all handled here: number
+conversion is turned off (it would turn a name such as C{007} and pub/sub
+payloads into integers), subscriptions are renewed on every reconnection,
+TLS verifies the server's certificate, and C{redis://} URLs are parsed here.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import txredisapi
+from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.ssl import optionsForClientTLS
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .hub import HubUnavailableError
+
+REPLY_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5.0
+# Longest wait between reconnection attempts (txredisapi's default is 10 s).
+MAX_RECONNECT_DELAY = 3.0
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """
+    Where Redis is, from a C{redis://} or C{rediss://} (TLS) URL.
+    """
+
+    host: str = "localhost"
+    port: int = 6379
+    db: int = 0
+    password: str | None = None
+    username: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def fromURL(cls, url: str) -> "RedisAddress":
+        """
+        Parse C{redis://[[user]:password@]host[:port][/db]}.
+
+        @raise ValueError: if C{url} is not such a URL.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise ValueError(f"{url!r}: the database must be a number")
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or 6379,
+            db=int(path or 0),
+            password=unquote(parts.password) if parts.password else None,
+            username=unquote(parts.username) if parts.username else None,
+            tls=parts.scheme == "rediss",
+        )
+
+
+class _CommandFactory(txredisapi.RedisFactory):
+    """
+    A pool of one command connection that reports when it comes and goes.
+    """
+
+    maxDelay = MAX_RECONNECT_DELAY
+
+    def __init__(self, address: RedisAddress, onChange: Callable[[bool], None]) -> None:
+        super().__init__(
+            f"{address.host}:{address.port}",
+            address.db,
+            1,
+            isLazy=True,
+            password=address.password,
+            username=address.username,
+            replyTimeout=REPLY_TIMEOUT,
+            convertNumbers=False,
+        )
+        self._onChange = onChange
+
+    def addConnection(self, conn: Any) -> None:
+        super().addConnection(conn)
+        if conn in self.pool:
+            self._onChange(True)
+
+    def delConnection(self, conn: Any) -> None:
+        super().delConnection(conn)
+        self._onChange(False)
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    def messageReceived(self, pattern: object, channel: str, message: str) -> None:
+        self.factory.onMessage(channel, message)
+
+
+class _SubscriberFactory(txredisapi.SubscriberFactory):
+    """
+    A subscriber connection that subscribes again on every reconnection.
+    """
+
+    protocol = _Subscriber
+    maxDelay = MAX_RECONNECT_DELAY
+
+    def __init__(
+        self,
+        address: RedisAddress,
+        channels: Sequence[str],
+        onMessage: Callable[[str, str], None],
+    ) -> None:
+        super().__init__(isLazy=True)
+        self.password = address.password
+        self.username = address.username
+        self.dbid = address.db
+        self.convertNumbers = False
+        self.channels = list(channels)
+        self.onMessage = onMessage
+
+    def buildProtocol(self, addr: object) -> _Subscriber:
+        protocol = super().buildProtocol(addr)
+        protocol.whenConnected().addCallback(lambda p: p.subscribe(self.channels))
+        return protocol
+
+
+class RedisConnection:
+    """
+    Commands and subscriptions to one Redis server.
+
+    @ivar available: whether the command connection is up; while it is not,
+        L{call} fails at once with L{HubUnavailableError} instead of waiting.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        address: RedisAddress,
+        channels: Sequence[str] = (),
+        onMessage: Callable[[str, str], None] = lambda channel, message: None,
+        onAvailable: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.reactor = reactor
+        self.address = address
+        self.available = False
+        self._onAvailable = onAvailable
+        self._lostLogged = False
+        self._commands = _CommandFactory(address, self._availabilityChanged)
+        self._subscriber = (
+            _SubscriberFactory(address, channels, onMessage) if channels else None
+        )
+
+    def _endpoint(self) -> Any:
+        address = self.address
+        endpoint = HostnameEndpoint(
+            self.reactor, address.host, address.port, timeout=CONNECT_TIMEOUT
+        )
+        if address.tls:
+            endpoint = wrapClientTLS(optionsForClientTLS(address.host), endpoint)
+        return endpoint
+
+    def start(self) -> None:
+        """
+        Connect, and keep reconnecting with backoff whenever Redis goes away.
+        """
+        self._commands.startConnecting(self._endpoint())
+        if self._subscriber is not None:
+            self._subscriber.startConnecting(self._endpoint())
+
+    def stop(self) -> "Deferred[Any]":
+        """
+        Disconnect for good.
+        """
+        self.available = False
+        stopping = [self._commands.disconnect()]
+        if self._subscriber is not None:
+            stopping.append(self._subscriber.disconnect())
+        return gatherResults(stopping, consumeErrors=True)
+
+    def _availabilityChanged(self, available: bool) -> None:
+        was, self.available = self.available, available
+        if available and not was:
+            if self._lostLogged:
+                self.log.info("Redis at {host}:{port} is back", **self._where())
+            self._lostLogged = False
+            self._onAvailable()
+        elif not available and was and not self._lostLogged:
+            self._lostLogged = True
+            self.log.error(
+                "Lost Redis at {host}:{port}; reconnecting with backoff",
+                **self._where(),
+            )
+
+    def _where(self) -> dict[str, object]:
+        return {"host": self.address.host, "port": self.address.port}
+
+    def call(self, command: str, *args: Any) -> "Deferred[Any]":
+        """
+        Run a Redis command (a method name of C{txredisapi}'s protocol).
+
+        @return: its reply, or a L{HubUnavailableError} failure if Redis is
+            unreachable or does not answer in time.
+        """
+        if not self.available:
+            return fail(HubUnavailableError("Redis is unreachable"))
+        d = getattr(self._commands.handler, command)(*args)
+        return d.addErrback(_unavailable)
+
+    def script(self, source: str, *args: Any) -> "Deferred[Any]":
+        """
+        Run a Lua script (cached on the server by its hash) with C{args}.
+        """
+        return self.call("eval", source, [], [str(arg) for arg in args])
+
+
+def _unavailable(failure: Failure) -> Failure:
+    if failure.check(txredisapi.ConnectionError, txredisapi.TimeoutError):
+        return Failure(HubUnavailableError(failure.getErrorMessage()))
+    return failure

@@ -1,0 +1,566 @@
+"""
+The hub of several nodes that form one chat over Redis.
+
+Shared state lives in Redis and changes only inside Lua scripts, so each
+change is atomic across nodes: who is online where (C{tc:online}), who is
+paired with whom (C{tc:partner}), pending private-chat requests
+(C{tc:request}), the users of each node, and a liveness key per node.
+
+Lines travel by pub/sub: a group line is published once on C{tc:group} and
+every node delivers it to its own sessions; a line for one user, and the
+control operations of private chats, go to the channel of the node holding
+that user's session (C{tc:to:<node>}).  Each node keeps a mirror of which of
+its own sessions are in the group, so a group line costs it one loop.
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from . import messages
+from .hub import (
+    Departure,
+    HubUnavailableError,
+    IHub,
+    Request,
+    RequestResult,
+    Session,
+    UserStatus,
+    encodeLine,
+)
+from .redisconn import RedisAddress, RedisConnection
+from .text import foldName
+
+GROUP_CHANNEL = "tc:group"
+NODE_CHANNEL = "tc:to:{node}"
+REQUEST_TIMEOUT = 60.0
+
+# Helpers shared by the scripts below: send operations to the node holding a
+# user, fill a line template with a name, and take a user offline.
+_PRELUDE = """
+local function send(k, ops)
+  local rec = redis.call('HGET', 'tc:online', k)
+  if rec then
+    redis.call('PUBLISH', 'tc:to:' .. cjson.decode(rec).n, cjson.encode(ops))
+  end
+end
+local function fill(template, name)
+  return (string.gsub(template, '{name}', name))
+end
+local function nameOf(k)
+  local rec = redis.call('HGET', 'tc:online', k)
+  if rec then return cjson.decode(rec).name end
+  return k
+end
+local function leave(k, sid, lines)
+  local rec = redis.call('HGET', 'tc:online', k)
+  if not rec then return false end
+  local r = cjson.decode(rec)
+  if sid ~= '' and r.s ~= sid then return false end
+  local req = redis.call('HGET', 'tc:request', k)
+  if req then
+    local q = cjson.decode(req)
+    redis.call('HDEL', 'tc:request', q.r, q.t)
+    if q.r == k then
+      send(q.t, {{'line', q.t, fill(lines.fromCancelled, r.name)}})
+    else
+      send(q.r, {{'line', q.r, fill(lines.toCancelled, r.name)}})
+    end
+  end
+  local partner = redis.call('HGET', 'tc:partner', k)
+  local partnerName = ''
+  if partner then
+    redis.call('HDEL', 'tc:partner', k, partner)
+    partnerName = nameOf(partner)
+    local notice = {'line', partner, fill(lines.partnerLeft, r.name)}
+    send(partner, {notice, {'unpair', partner}})
+  end
+  redis.call('HDEL', 'tc:online', k)
+  redis.call('SREM', 'tc:node:' .. r.n, k)
+  redis.call('PUBLISH', 'tc:group', k .. '\\n' .. fill(lines.left, r.name))
+  return {r.name, partnerName}
+end
+local function reap(node, lines)
+  for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
+    leave(k, '', lines)
+  end
+  redis.call('DEL', 'tc:node:' .. node)
+  redis.call('SREM', 'tc:nodes', node)
+end
+"""
+
+# ARGV: key, node, sid, name, joined line.  Returns {takeover, old node,
+# old sid, partner key}.
+_ATTACH = (
+    _PRELUDE
+    + """
+local k, node, sid = ARGV[1], ARGV[2], ARGV[3]
+local old = redis.call('HGET', 'tc:online', k)
+redis.call('HSET', 'tc:online', k, cjson.encode({n = node, s = sid, name = ARGV[4]}))
+redis.call('SADD', 'tc:node:' .. node, k)
+local partner = redis.call('HGET', 'tc:partner', k) or ''
+if old then
+  local o = cjson.decode(old)
+  if o.n ~= node then
+    redis.call('SREM', 'tc:node:' .. o.n, k)
+    redis.call('PUBLISH', 'tc:to:' .. o.n, cjson.encode({{'supersede', k, o.s}}))
+  end
+  return {1, o.n, o.s, partner}
+end
+redis.call('PUBLISH', 'tc:group', k .. '\\n' .. ARGV[5])
+return {0, '', '', partner}
+"""
+)
+
+# ARGV: key, sid ('' for any), lines (JSON).  Returns {name, partner name} or
+# false if the session was not the one online.
+_DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2], cjson.decode(ARGV[3]))"
+
+# ARGV: key, line.
+_DELIVER = (
+    _PRELUDE
+    + """
+if redis.call('HEXISTS', 'tc:online', ARGV[1]) == 0 then return 0 end
+send(ARGV[1], {{'line', ARGV[1], ARGV[2]}})
+return 1
+"""
+)
+
+# ARGV: requester key, target key, question line, request id.
+_REQUEST = (
+    _PRELUDE
+    + """
+local k, t = ARGV[1], ARGV[2]
+local p = redis.call('HGET', 'tc:partner', k)
+if p then return {'ALREADY_IN_PM', nameOf(p)} end
+local req = redis.call('HGET', 'tc:request', k)
+if req then
+  local q = cjson.decode(req)
+  if q.r == k then return {'ALREADY_ASKED', q.tn} end
+  return {'BEING_ASKED', q.rn}
+end
+if t == k then return {'SELF', nameOf(k)} end
+local target = redis.call('HGET', 'tc:online', t)
+if not target then return {'OFFLINE', ''} end
+local tname = cjson.decode(target).name
+if redis.call('HEXISTS', 'tc:partner', t) == 1 then return {'TARGET_IN_PM', tname} end
+if redis.call('HEXISTS', 'tc:request', t) == 1 then
+  return {'TARGET_HAS_REQUEST', tname}
+end
+local v = cjson.encode({r = k, t = t, rn = nameOf(k), tn = tname, id = ARGV[4]})
+redis.call('HSET', 'tc:request', k, v)
+redis.call('HSET', 'tc:request', t, v)
+send(t, {{'line', t, ARGV[3]}})
+return {'SENT', tname}
+"""
+)
+
+# ARGV: requester key, request id, "request to" template, "request from"
+# template.
+_EXPIRE = (
+    _PRELUDE
+    + """
+local req = redis.call('HGET', 'tc:request', ARGV[1])
+if not req then return 0 end
+local q = cjson.decode(req)
+if q.id ~= ARGV[2] then return 0 end
+redis.call('HDEL', 'tc:request', q.r, q.t)
+send(q.r, {{'line', q.r, fill(ARGV[3], q.tn)}})
+send(q.t, {{'line', q.t, fill(ARGV[4], q.rn)}})
+return 1
+"""
+)
+
+# ARGV: target key, '1' to accept, started template, rejected template.
+# Returns {requester name, requester key} or false.
+_ANSWER = (
+    _PRELUDE
+    + """
+local k = ARGV[1]
+local req = redis.call('HGET', 'tc:request', k)
+if not req then return false end
+local q = cjson.decode(req)
+if q.t ~= k then return false end
+redis.call('HDEL', 'tc:request', q.r, q.t)
+if ARGV[2] == '1' then
+  redis.call('HSET', 'tc:partner', q.r, q.t)
+  redis.call('HSET', 'tc:partner', q.t, q.r)
+  send(q.r, {{'line', q.r, fill(ARGV[3], q.tn)}, {'pair', q.r, q.t}})
+else
+  send(q.r, {{'line', q.r, fill(ARGV[4], q.tn)}})
+end
+return {q.rn, q.r}
+"""
+)
+
+# ARGV: key, the partner-left line.  Returns the partner's name or false.
+_LEAVE_PRIVATE_CHAT = (
+    _PRELUDE
+    + """
+local k = ARGV[1]
+local p = redis.call('HGET', 'tc:partner', k)
+if not p then return false end
+redis.call('HDEL', 'tc:partner', k, p)
+send(p, {{'line', p, ARGV[2]}, {'unpair', p}})
+return nameOf(p)
+"""
+)
+
+_ONLINE = """
+return {redis.call('HGETALL', 'tc:online'), redis.call('HGETALL', 'tc:partner')}
+"""
+
+# ARGV: node, liveness TTL in ms, lines (JSON).  Refreshes this node's
+# liveness and takes the users of dead nodes offline.
+_HEARTBEAT = (
+    _PRELUDE
+    + """
+local node = ARGV[1]
+redis.call('SET', 'tc:alive:' .. node, '1', 'PX', ARGV[2])
+redis.call('SADD', 'tc:nodes', node)
+local lines = cjson.decode(ARGV[3])
+for _, other in ipairs(redis.call('SMEMBERS', 'tc:nodes')) do
+  if redis.call('EXISTS', 'tc:alive:' .. other) == 0 then reap(other, lines) end
+end
+return 0
+"""
+)
+
+# ARGV: node, sessions (JSON {key: [sid, name]}), lines (JSON).  After Redis
+# came back: drop the users who left meanwhile, announce the others again,
+# and return {key, partner key} pairs and superseded keys.
+_RESYNC = (
+    _PRELUDE
+    + """
+local node = ARGV[1]
+local current = cjson.decode(ARGV[2])
+local lines = cjson.decode(ARGV[3])
+for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
+  if current[k] == nil then leave(k, '', lines) end
+end
+local partners, superseded = {}, {}
+for k, v in pairs(current) do
+  local rec = redis.call('HGET', 'tc:online', k)
+  local r = rec and cjson.decode(rec)
+  if r and (r.n ~= node or r.s ~= v[1]) then
+    table.insert(superseded, k)
+  else
+    redis.call('HSET', 'tc:online', k, cjson.encode({n = node, s = v[1], name = v[2]}))
+    redis.call('SADD', 'tc:node:' .. node, k)
+    local p = redis.call('HGET', 'tc:partner', k)
+    if p then table.insert(partners, k); table.insert(partners, p) end
+  end
+end
+redis.call('SADD', 'tc:nodes', node)
+return {partners, superseded}
+"""
+)
+
+_REQUEST_OUTCOMES = {outcome.name: outcome for outcome in Request}
+
+# The templates the scripts fill with the name of a user who left.
+_LEAVE_LINES = json.dumps(
+    {
+        "fromCancelled": messages.REQUEST_FROM_CANCELLED,
+        "toCancelled": messages.REQUEST_TO_CANCELLED,
+        "partnerLeft": messages.PARTNER_LEFT,
+        "left": messages.LEFT,
+    }
+)
+
+
+@implementer(IHub)
+class RedisHub:
+    """
+    One node's view of a chat shared through Redis.
+
+    @ivar node: this node's id, unique per process start.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        address: RedisAddress,
+        ttl: float = 10.0,
+        connection: Callable[..., RedisConnection] = RedisConnection,
+    ) -> None:
+        self._clock = reactor
+        self.ttl = ttl
+        self.node = uuid.uuid4().hex
+        self._nodeChannel = NODE_CHANNEL.format(node=self.node)
+        self.redis = connection(
+            reactor,
+            address,
+            channels=[GROUP_CHANNEL, self._nodeChannel],
+            onMessage=self._messageReceived,
+            onAvailable=self._resync,
+        )
+        self._sessions: dict[str, Session] = {}
+        self._sids: dict[str, str] = {}
+        self._group: dict[str, Session] = {}
+        self._partners: dict[str, str] = {}
+        self._liveness = LoopingCall(self._beat)
+        self._liveness.clock = reactor
+
+    @property
+    def sessionCount(self) -> int:
+        return len(self._sessions)
+
+    def start(self) -> None:
+        self.redis.start()
+        self._liveness.start(self.ttl / 3, now=False)
+
+    def stop(self) -> "Deferred[None]":
+        if self._liveness.running:
+            self._liveness.stop()
+        d = self.redis.call("delete", f"tc:alive:{self.node}")
+        d.addCallback(lambda _: self.redis.call("srem", "tc:nodes", self.node))
+        d.addErrback(lambda failure: failure.trap(HubUnavailableError))
+        return d.addBoth(lambda _: self.redis.stop()).addCallback(lambda _: None)
+
+    def _beat(self) -> None:
+        liveness = int(self.ttl * 2000 / 3)
+        self.redis.script(_HEARTBEAT, self.node, liveness, _LEAVE_LINES).addErrback(
+            self._ignoreUnavailable
+        )
+
+    def _ignoreUnavailable(self, failure: Any) -> None:
+        failure.trap(HubUnavailableError)
+
+    def _resync(self) -> None:
+        """
+        Redis is (back) up: announce this node's sessions again, drop those
+        that ended meanwhile, and reload their private-chat partners.
+        """
+        current = {
+            key: [self._sids[key], session.name]
+            for key, session in self._sessions.items()
+        }
+        d = self.redis.script(
+            _RESYNC, self.node, json.dumps(current) if current else "{}", _LEAVE_LINES
+        )
+        d.addCallback(self._resynced)
+        d.addErrback(self._ignoreUnavailable)
+        self._beat()
+
+    def _resynced(self, reply: list[Any]) -> None:
+        pairs, superseded = reply
+        self._partners = {
+            pairs[i]: pairs[i + 1]
+            for i in range(0, len(pairs), 2)
+            if pairs[i] in self._sessions
+        }
+        self._group = {
+            key: session
+            for key, session in self._sessions.items()
+            if key not in self._partners
+        }
+        for key in superseded:
+            self._supersede(key, self._sids.get(key, ""))
+
+    # Local delivery
+
+    def _messageReceived(self, channel: str, message: str) -> None:
+        if channel == GROUP_CHANNEL:
+            exclude, _, line = message.partition("\n")
+            self._deliverToGroup(encodeLine(line), exclude)
+            return
+        for operation in json.loads(message):
+            getattr(self, "_op_" + operation[0])(*operation[1:])
+
+    def _deliverToGroup(self, data: bytes, exclude: str) -> None:
+        for key, session in self._group.items():
+            if key != exclude:
+                session.client.deliver(data)
+
+    def _op_line(self, key: str, text: str) -> None:
+        session = self._sessions.get(key)
+        if session is not None:
+            session.client.deliver(encodeLine(text))
+
+    def _op_pair(self, key: str, partner: str) -> None:
+        if key in self._sessions:
+            self._partners[key] = partner
+            self._group.pop(key, None)
+
+    def _op_unpair(self, key: str) -> None:
+        session = self._sessions.get(key)
+        if session is not None:
+            self._partners.pop(key, None)
+            self._group[key] = session
+
+    def _op_supersede(self, key: str, sid: str) -> None:
+        self._supersede(key, sid)
+
+    def _supersede(self, key: str, sid: str) -> None:
+        if self._sids.get(key) != sid:
+            return
+        session = self._sessions.pop(key)
+        del self._sids[key]
+        self._group.pop(key, None)
+        self._partners.pop(key, None)
+        session.client.supersede()
+
+    def _forget(self, session: Session) -> bool:
+        if self._sessions.get(session.key) is not session:
+            return False
+        del self._sessions[session.key]
+        del self._sids[session.key]
+        self._group.pop(session.key, None)
+        self._partners.pop(session.key, None)
+        return True
+
+    # IHub
+
+    def attach(self, session: Session) -> "Deferred[bool]":
+        sid = uuid.uuid4().hex
+        joined = messages.JOINED.format(name=session.name)
+
+        def attached(reply: list[Any]) -> bool:
+            takeover, oldNode, oldSid, partner = reply
+            if takeover and oldNode == self.node:
+                self._supersede(session.key, oldSid)
+            self._sessions[session.key] = session
+            self._sids[session.key] = sid
+            if partner:
+                self._partners[session.key] = partner
+            else:
+                self._group[session.key] = session
+            return bool(takeover)
+
+        d = self.redis.script(
+            _ATTACH, session.key, self.node, sid, session.name, joined
+        )
+        return d.addCallback(attached)
+
+    def detach(self, session: Session) -> "Deferred[Departure | None]":
+        sid = self._sids.get(session.key, "")
+        if not self._forget(session):
+            return succeed(None)
+
+        def detached(reply: Any) -> Departure | None:
+            if not reply:
+                return None
+            return Departure(reply[1] or None)
+
+        def unreachable(failure: Any) -> Departure:
+            # Redis is away: the session is gone from this node, and the
+            # resync when Redis is back takes it offline there too.
+            failure.trap(HubUnavailableError)
+            self._deliverToGroup(
+                encodeLine(messages.LEFT.format(name=session.name)), session.key
+            )
+            return Departure(None)
+
+        d = self.redis.script(_DETACH, session.key, sid, _LEAVE_LINES)
+        return d.addCallbacks(detached, unreachable)
+
+    def say(self, session: Session, text: str) -> "Deferred[bool]":
+        line = messages.CHAT_LINE.format(name=session.name, text=text)
+        partner = self._partners.get(session.key)
+        if partner is not None:
+            d = self.redis.script(_DELIVER, partner, line)
+            return d.addCallback(lambda _: False)
+        if not self.redis.available:
+            self._deliverToGroup(encodeLine(line), session.key)
+            return succeed(True)
+        d = self.redis.call("publish", GROUP_CHANNEL, f"{session.key}\n{line}")
+        return d.addCallback(lambda _: True)
+
+    def deliver(self, name: str, text: str) -> "Deferred[bool]":
+        d = self.redis.script(_DELIVER, foldName(name), text)
+        return d.addCallback(bool)
+
+    def broadcast(self, text: str, exclude: Session | None) -> "Deferred[None]":
+        key = exclude.key if exclude else ""
+        d = self.redis.call("publish", GROUP_CHANNEL, f"{key}\n{text}")
+        return d.addCallback(lambda _: None)
+
+    def online(self) -> "Deferred[list[UserStatus]]":
+        def parsed(reply: list[list[str]]) -> list[UserStatus]:
+            records, partnerList = reply
+            names = {
+                records[i]: json.loads(records[i + 1])["name"]
+                for i in range(0, len(records), 2)
+            }
+            partners = dict(zip(partnerList[::2], partnerList[1::2], strict=True))
+            return [
+                UserStatus(names[key], names.get(partners.get(key, "")))
+                for key in sorted(names)
+            ]
+
+        return self.redis.script(_ONLINE).addCallback(parsed)
+
+    def lookup(self, name: str) -> "Deferred[UserStatus | None]":
+        key = foldName(name)
+        return self.online().addCallback(
+            lambda users: next((u for u in users if foldName(u.name) == key), None)
+        )
+
+    def requestPrivateChat(
+        self, session: Session, target: str
+    ) -> "Deferred[RequestResult]":
+        requestId = uuid.uuid4().hex
+        question = messages.PM_REQUEST_RECEIVED.format(name=session.name)
+
+        def requested(reply: list[str]) -> RequestResult:
+            outcome = _REQUEST_OUTCOMES[reply[0]]
+            if outcome is Request.SENT:
+                self._clock.callLater(
+                    REQUEST_TIMEOUT, self._expire, session.key, requestId
+                )
+            return RequestResult(outcome, reply[1] or target)
+
+        d = self.redis.script(
+            _REQUEST, session.key, foldName(target), question, requestId
+        )
+        return d.addCallback(requested)
+
+    def _expire(self, key: str, requestId: str) -> None:
+        self.redis.script(
+            _EXPIRE,
+            key,
+            requestId,
+            messages.REQUEST_TO_EXPIRED,
+            messages.REQUEST_FROM_EXPIRED,
+        ).addErrback(self._ignoreUnavailable)
+
+    def answerPrivateChat(
+        self, session: Session, accept: bool
+    ) -> "Deferred[str | None]":
+        def answered(reply: Any) -> str | None:
+            if not reply:
+                return None
+            requesterName, requesterKey = reply
+            if accept and self._sessions.get(session.key) is session:
+                self._op_pair(session.key, requesterKey)
+            return requesterName
+
+        d = self.redis.script(
+            _ANSWER,
+            session.key,
+            "1" if accept else "0",
+            messages.PM_STARTED,
+            messages.PM_REJECTED,
+        )
+        return d.addCallback(answered)
+
+    def leavePrivateChat(self, session: Session) -> "Deferred[str | None]":
+        def left(partner: Any) -> str | None:
+            if not partner:
+                return None
+            self._op_unpair(session.key)
+            return str(partner)
+
+        line = messages.PARTNER_LEFT.format(name=session.name)
+        d = self.redis.script(_LEAVE_PRIVATE_CHAT, session.key, line)
+        return d.addCallback(left)
