@@ -35,7 +35,7 @@ from .hub import (
     UserStatus,
     encodeLine,
 )
-from .redisconn import RedisAddress, RedisConnection
+from .redisconn import MAX_RECONNECT_DELAY, RedisAddress, RedisConnection
 from .text import foldName
 
 GROUP_CHANNEL = "tc:group"
@@ -217,14 +217,15 @@ _ONLINE = """
 return {redis.call('HGETALL', 'tc:online'), redis.call('HGETALL', 'tc:partner')}
 """
 
-# ARGV: node, liveness TTL in ms, lines (JSON).  Refreshes this node's
-# liveness and takes the users of dead nodes offline.
+# ARGV: node, liveness TTL in ms, lines (JSON), '1' to reap.  Refreshes this
+# node's liveness and, if asked to, takes the users of dead nodes offline.
 _HEARTBEAT = (
     _PRELUDE
     + """
 local node = ARGV[1]
 redis.call('SET', 'tc:alive:' .. node, '1', 'PX', ARGV[2])
 redis.call('SADD', 'tc:nodes', node)
+if ARGV[4] ~= '1' then return 0 end
 local lines = cjson.decode(ARGV[3])
 for _, other in ipairs(redis.call('SMEMBERS', 'tc:nodes')) do
   if redis.call('EXISTS', 'tc:alive:' .. other) == 0 then reap(other, lines) end
@@ -308,6 +309,8 @@ class RedisHub:
         self._sids: dict[str, str] = {}
         self._group: dict[str, Session] = {}
         self._partners: dict[str, str] = {}
+        self._reapAfter = 0.0
+        self._connectedBefore = False
         self._liveness = LoopingCall(self._beat)
         self._liveness.clock = reactor
 
@@ -329,9 +332,10 @@ class RedisHub:
 
     def _beat(self) -> None:
         liveness = int(self.ttl * 2000 / 3)
-        self.redis.script(_HEARTBEAT, self.node, liveness, _LEAVE_LINES).addErrback(
-            self._ignoreUnavailable
-        )
+        reap = "1" if self._clock.seconds() >= self._reapAfter else "0"
+        self.redis.script(
+            _HEARTBEAT, self.node, liveness, _LEAVE_LINES, reap
+        ).addErrback(self._ignoreUnavailable)
 
     def _ignoreUnavailable(self, failure: Any) -> None:
         failure.trap(HubUnavailableError)
@@ -341,6 +345,12 @@ class RedisHub:
         Redis is (back) up: announce this node's sessions again, drop those
         that ended meanwhile, and reload their private-chat partners.
         """
+        if self._connectedBefore:
+            # Every node lost Redis too, and their liveness keys may have
+            # expired meanwhile: give them time to come back before reaping.
+            grace = self.ttl + 2 * MAX_RECONNECT_DELAY
+            self._reapAfter = self._clock.seconds() + grace
+        self._connectedBefore = True
         current = {
             key: [self._sids[key], session.name]
             for key, session in self._sessions.items()

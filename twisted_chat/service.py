@@ -21,7 +21,7 @@ from . import messages
 from .accounts import IAccountStore
 from .audit import AuditFileObserver, AuditLog
 from .config import ServerConfig
-from .hub import IHub, encodeLine
+from .hub import HubUnavailableError, IHub, encodeLine
 from .limits import (
     ConnectionCounter,
     LoginBackoff,
@@ -139,9 +139,9 @@ class ChatFactory(ServerFactory):
     def _logOnline(self) -> None:
         self._onlineLogCall = None
         self._lastOnlineLog = self.clock.seconds()
-        self.hub.online().addCallback(
-            lambda users: self.audit.onlineUsers([user.name for user in users])
-        )
+        d = self.hub.online()
+        d.addCallback(lambda users: self.audit.onlineUsers([u.name for u in users]))
+        d.addErrback(lambda failure: failure.trap(HubUnavailableError))
 
     def stopLogging(self) -> None:
         """

@@ -1,0 +1,482 @@
+"""
+Several nodes as one chat over a real Redis: nodes started in the test
+process (and one as a C{twistd} subprocess, to be killed), real sockets.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from chatclient import ChatClient, Server, running
+from redisserver import RedisServer
+from twisted.internet import reactor
+from twisted.internet.defer import succeed
+from twisted.internet.task import deferLater
+
+from twisted_chat.hub import HubUnavailableError, Session
+from twisted_chat.redisconn import RedisAddress
+from twisted_chat.redishub import GROUP_CHANNEL, RedisHub
+
+TTL = "2"
+WAIT = 10.0
+
+
+def sleep(seconds: float) -> Any:
+    return deferLater(reactor, seconds, lambda: None)
+
+
+async def hubReady(server: Server, timeout: float = WAIT) -> None:
+    """
+    Wait until the node's hub is connected to Redis.
+    """
+    redis = server.service.factory.hub.redis
+    deadline = reactor.seconds() + timeout
+    while not redis.available:
+        assert reactor.seconds() < deadline, "the node never reached Redis"
+        await sleep(0.05)
+
+
+@asynccontextmanager
+async def nodes(
+    tmp_path: Path, redis: RedisServer, count: int
+) -> AsyncIterator[list[Server]]:
+    """
+    Run C{count} nodes on one hub, each with its own port and files.
+    """
+    async with AsyncExitStack() as stack:
+        servers = []
+        for index in range(count):
+            directory = tmp_path / f"node{index}"
+            directory.mkdir()
+            server = await stack.enter_async_context(
+                running(directory, "--hub", redis.url, "--hub-ttl", TTL)
+            )
+            await hubReady(server)
+            servers.append(server)
+        # Let every node's subscriber connection come up too.
+        await sleep(0.3)
+        yield servers
+
+
+async def who(client: ChatClient) -> str:
+    client.send("@WHO")
+    line = await client.next()
+    assert line.startswith("Online users: "), line
+    return line
+
+
+@pytest_twisted.ensureDeferred
+async def test_group_lines_cross_nodes(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When users on three nodes talk in the group, each line reaches every
+    other user on every node once, never its sender.
+    """
+    async with nodes(tmp_path, redis, 3) as (a, b, c):
+        alice = await a.user("alice")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        carol = await c.user("carol")
+        await alice.expect("* carol joined the chat.")
+        await bob.expect("* carol joined the chat.")
+        alice.send("hello from A")
+        await bob.expect("alice > hello from A")
+        await carol.expect("alice > hello from A")
+        carol.send("hi from C")
+        await alice.expect("carol > hi from C")
+        await bob.expect("carol > hi from C")
+        assert await who(bob) == "Online users: alice, bob, carol"
+        assert alice.unread() == [] and bob.unread() == [] and carol.unread() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_private_chat_across_nodes(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When users on different nodes go private, their lines reach only each
+    other, group lines skip them, and EXIT PM brings both back.
+    """
+    async with nodes(tmp_path, redis, 3) as (a, b, c):
+        alice = await a.user("alice")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        carol = await c.user("carol")
+        await alice.expect("* carol joined the chat.")
+        await bob.expect("* carol joined the chat.")
+
+        alice.send("@PM bob")
+        await alice.expect("Private chat request sent to bob.")
+        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
+        carol.send("@PM bob")
+        await carol.expect("User bob already has a request pending.")
+        bob.send("y")
+        await bob.expect(
+            "You are now in a private chat with alice. Type EXIT PM to leave."
+        )
+        await alice.expect(
+            "You are now in a private chat with bob. Type EXIT PM to leave."
+        )
+        assert await who(carol) == (
+            "Online users: alice (PM with bob), bob (PM with alice), carol"
+        )
+        carol.send("@PM alice")
+        await carol.expect("User alice is already in a private chat.")
+
+        alice.send("just for bob")
+        await bob.expect("alice > just for bob")
+        bob.send("just for alice")
+        await alice.expect("bob > just for alice")
+        carol.send("for the group")
+        carol.send("@WHO")
+        await carol.next()
+        await sleep(0.2)
+        assert alice.unread() == [] and bob.unread() == []
+        assert carol.unread() == []
+
+        bob.send("EXIT PM")
+        await bob.expect("You left the private chat with alice.")
+        await alice.expect("Your partner bob left pm!")
+        carol.send("back together")
+        await alice.expect("carol > back together")
+        await bob.expect("carol > back together")
+
+        carol.send("@PM alice")
+        await carol.expect("Private chat request sent to alice.")
+        await alice.expect(
+            "The user carol wants to have a private chat with you (Y/N)?"
+        )
+        alice.send("n")
+        await alice.expect("Request rejected.")
+        await carol.expect("alice rejected your private chat request.")
+
+
+@pytest_twisted.ensureDeferred
+async def test_search_and_request_checks_across_nodes(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """
+    When users search and ask for private chats across nodes, offline and
+    unknown users are told apart through the shared account store.
+    """
+    async with nodes(tmp_path, redis, 2) as (a, b):
+        dave = await a.user("dave")
+        dave.send("LOGOUT")
+        await dave.expect("Goodbye, dave!")
+        alice = await a.user("alice")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        bob.send("@SEARCH a")
+        await bob.expect(
+            'Found 2 users matching "a":', "alice (online)", "dave (offline)"
+        )
+        bob.send("@PM dave", "@PM nobody", "@PM BOB")
+        await bob.expect(
+            "User dave is offline.",
+            "User nobody does not exist.",
+            "You cannot have a private chat with yourself.",
+        )
+
+
+@pytest_twisted.ensureDeferred
+async def test_takeover_across_nodes(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When a user logs in on another node with the right password, the old
+    connection is told and closed, and the private chat goes on over the new
+    one without the partner being told.
+    """
+    async with nodes(tmp_path, redis, 3) as (a, b, c):
+        alice = await a.user("alice", "pw")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        alice.send("@PM bob")
+        await alice.expect("Private chat request sent to bob.")
+        await bob.next()
+        bob.send("@ACCEPT")
+        await bob.next()
+        await alice.next()
+
+        again = await c.user("alice", "pw")
+        await alice.expect("You logged in from another connection.")
+        await alice.expectClosed()
+        bob.send("are you there?")
+        await again.expect("bob > are you there?")
+        again.send("yes, moved")
+        await bob.expect("alice > yes, moved")
+        assert bob.unread() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_concurrent_registration_on_two_nodes(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """
+    When two nodes register the same new name at once with different
+    passwords, exactly one account exists and exactly one login succeeds.
+    """
+    async with nodes(tmp_path, redis, 2) as (a, b):
+        first, second = await a.connect(), await b.connect()
+        for client in (first, second):
+            await client.expect(
+                "Welcome to twisted-chat. An unknown name creates an account.",
+                "Username: ",
+            )
+        first.send("zoe", "one")
+        second.send("Zoe", "two")
+        answers = [
+            (await first.next(), await first.next()),
+            (await second.next(), await second.next()),
+        ]
+        verdicts = sorted(answer[1] for answer in answers)
+        assert verdicts == ["Login success!", "Wrong password."], answers
+        accounts = await a.service.factory.accounts.search("zoe")
+        assert len(accounts) == 1
+
+
+def startNode(directory: Path, url: str) -> tuple[subprocess.Popen[bytes], int]:
+    """
+    Start a node as a C{twistd} subprocess; return it and its TCP port.
+    """
+    directory.mkdir()
+    log = directory / "twistd.log"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+            "-n", "--pidfile=",
+            "--logfile", str(log), "chat",
+            "--hub", url, "--hub-ttl", TTL,
+            "--listen", "tcp:0:interface=127.0.0.1",
+            "--udp-port", "0", "--udp-interface", "127.0.0.1",
+            "--users", str(directory / "users.json"),
+            "--audit-log", str(directory / "server.log"),
+        ],
+        cwd=directory,
+    )  # fmt: skip
+    deadline = time.monotonic() + WAIT
+    pattern = re.compile(r"Listening on tcp:0:interface=127.0.0.1: 127.0.0.1:(\d+)")
+    while time.monotonic() < deadline:
+        found = pattern.search(log.read_text() if log.exists() else "")
+        if found:
+            return process, int(found.group(1))
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError("the node did not start")
+
+
+@pytest_twisted.ensureDeferred
+async def test_killed_node_users_leave(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When a node is killed with SIGKILL, within its TTL the other nodes treat
+    its users as gone: partners are told, @WHO drops them, and they can log
+    in again elsewhere at once.
+    """
+    process, port = startNode(tmp_path / "doomed", redis.url)
+    try:
+        async with nodes(tmp_path, redis, 1) as (a,):
+            alice = await a.user("alice")
+            bob = await a.connect(port=port)
+            await bob.login("bob", "pw")
+            await alice.expect("* bob joined the chat.")
+            alice.send("@PM bob")
+            await alice.expect("Private chat request sent to bob.")
+            await bob.next()
+            bob.send("y")
+            await alice.expect(
+                "You are now in a private chat with bob. Type EXIT PM to leave."
+            )
+            killedAt = reactor.seconds()
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(WAIT)
+            await alice.expect("Your partner bob left pm!", timeout=3 * float(TTL))
+            assert reactor.seconds() - killedAt <= float(TTL) + 1
+            await alice.expect("* bob left the chat.")
+            assert await who(alice) == "Online users: alice"
+            back = await a.connect()
+            await back.login("bob", "pw")
+            await alice.expect("* bob joined the chat.")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(WAIT)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_restart(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When Redis goes away, each node keeps serving its own users and answers
+    logins with the degraded line; when Redis is back, cross-node lines flow
+    again and accounts are kept.
+    """
+    async with nodes(tmp_path, redis, 2) as (a, b):
+        alice = await a.user("alice")
+        ann = await a.user("ann")
+        await alice.expect("* ann joined the chat.")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        await ann.expect("* bob joined the chat.")
+
+        redis.stop()
+        await sleep(0.3)
+        alice.send("local only")
+        await ann.expect("alice > local only")
+        late = await b.connect()
+        await late.expect(
+            "Welcome to twisted-chat. An unknown name creates an account.",
+            "Username: ",
+        )
+        late.send("bob", "secret")
+        await late.expect("Password: ")
+        await late.expect(
+            "The service is degraded (its shared store is out of reach); "
+            "try again later.",
+            "Username: ",
+        )
+
+        redis.start()
+        await hubReady(a, timeout=WAIT)
+        await hubReady(b, timeout=WAIT)
+        await sleep(0.5)
+        bob.send("hello again")
+        await alice.expect("bob > hello again")
+        await ann.expect("bob > hello again")
+        assert await who(bob) == "Online users: alice, ann, bob"
+        assert bob.unread() == []
+        late.send("carol", "pw")
+        await late.expect("Password: ", "Login success!")
+
+
+@pytest_twisted.ensureDeferred
+async def test_import_users(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When an old users.json is imported, its users log in on any node with
+    their old passwords, and invalid entries are reported, not imported.
+    """
+    old = tmp_path / "old.json"
+    old.write_text(
+        json.dumps(
+            {
+                "client": [
+                    {"name": "Hakan", "password": "eski"},
+                    {"name": "hakan", "password": "other"},
+                    {"name": "bad name", "password": "x"},
+                ]
+            }
+        )
+    )
+    result = await deferLater(
+        reactor,
+        0,
+        subprocess.run,
+        [sys.executable, "-m", "twisted_chat.admin", "import-users",
+         "--hub", redis.url, str(old)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Imported 1 accounts" in result.stdout
+    assert "bad name" in result.stdout
+    async with nodes(tmp_path, redis, 1) as (a,):
+        client = await a.connect()
+        await client.expect(
+            "Welcome to twisted-chat. An unknown name creates an account.",
+            "Username: ",
+        )
+        client.send("HAKAN", "eski")
+        await client.expect("Password: ", "Login success!")
+
+
+class FakeRedis:
+    """
+    Records the commands and scripts a L{RedisHub} runs.
+    """
+
+    available = True
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def call(self, command: str, *args: Any) -> Any:
+        self.calls.append((command, *args))
+        return succeed(1)
+
+    def script(self, source: str, *args: Any) -> Any:
+        self.calls.append(("script", *args))
+        return succeed([0, "", "", ""])
+
+
+class Recipient:
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+
+    def deliver(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def supersede(self) -> None:
+        pass
+
+
+def test_one_publish_per_group_line() -> None:
+    """
+    When a user says a line to a group of many users on a node, the hub
+    publishes it once, and delivering the published line is one loop.
+    """
+    from twisted.internet.task import Clock
+
+    hub = RedisHub(Clock(), RedisAddress(), connection=FakeRedis)
+    recipients = [Recipient() for _ in range(50)]
+    sessions = [Session(f"user{i}", r) for i, r in enumerate(recipients)]
+    for session in sessions:
+        hub.attach(session)
+    hub.redis.calls.clear()
+    hub.say(sessions[0], "hello")
+    assert hub.redis.calls == [("publish", GROUP_CHANNEL, "user0\nuser0 > hello")]
+    hub._messageReceived(GROUP_CHANNEL, "user0\nuser0 > hello")
+    assert recipients[0].data == []
+    assert all(r.data == [b"user0 > hello\r\n"] for r in recipients[1:])
+
+
+def test_unreachable_hub_fails_fast() -> None:
+    """
+    When Redis is unreachable, hub calls fail at once with
+    HubUnavailableError instead of waiting.
+    """
+    from twisted_chat.redisconn import RedisConnection
+
+    connection = RedisConnection(reactor, RedisAddress(port=1))
+    failures: list[Any] = []
+    connection.call("get", "x").addErrback(failures.append)
+    assert len(failures) == 1 and failures[0].check(HubUnavailableError)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://localhost", RedisAddress()),
+        ("redis://h:7000/3", RedisAddress("h", 7000, 3)),
+        ("redis://:s%40cret@h/1", RedisAddress("h", 6379, 1, password="s@cret")),
+        ("rediss://u:p@h:6380", RedisAddress("h", 6380, 0, "p", "u", tls=True)),
+    ],
+)
+def test_redis_urls(url: str, expected: RedisAddress) -> None:
+    """
+    When a Redis URL is given, host, port, database, credentials and TLS
+    are read from it.
+    """
+    assert RedisAddress.fromURL(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://h", "redis://h/x", "h:6379"])
+def test_bad_redis_urls(url: str) -> None:
+    """
+    When the hub URL is not a redis:// URL, it is refused with a reason.
+    """
+    with pytest.raises(ValueError):
+        RedisAddress.fromURL(url)
