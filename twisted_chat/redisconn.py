@@ -192,7 +192,7 @@ class RedisConnection:
             self._onAvailable()
         elif not available and was and not self._lostLogged:
             self._lostLogged = True
-            self.log.error(
+            self.log.warn(
                 "Lost Redis at {host}:{port}; reconnecting with backoff",
                 **self._where(),
             )
