@@ -343,11 +343,17 @@ class ChatProtocol(LineReceiver):
         return f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
 
     def lineReceived(self, line: bytes) -> None:
-        text = clean(line.decode("utf-8", "replace"))
+        """
+        Decode a line and hand it to the current stage: the login dialogue
+        gets it as typed (a name with control or bidirectional characters is
+        refused, not silently changed), the chat gets it cleaned.
+        """
+        raw = line.decode("utf-8", "replace")
+        text = clean(raw)
         if not text.strip():
             return
         try:
-            self._stage(text)
+            self._stage(text if self.session is not None else raw)
         except Exception:
             self._crashed(Failure())
 
