@@ -85,6 +85,7 @@ class ChatProtocol(LineReceiver):
         self._loginTimeLeft = 0.0
         self._sendqPaused = False
         self._sentWhilePaused = 0
+        self._sendqVerdict: IDelayedCall | None = None
         self._stage: Callable[[str], None] = self._receiveUsername
         self._pendingName: str | None = None
         self._failedLogins = 0
@@ -95,7 +96,7 @@ class ChatProtocol(LineReceiver):
         factory, config = self.factory, self.factory.config
         factory.connectionMade(self)
         self.MAX_LENGTH = config.maxLineBytes or sys.maxsize
-        if config.floodRate:
+        if config.floodRate and config.floodBurst:
             self._flood = TokenBucket(
                 config.floodRate, config.floodBurst, factory.clock.seconds()
             )
@@ -142,9 +143,11 @@ class ChatProtocol(LineReceiver):
             if (
                 limit
                 and self.factory.config.sendqSoftBytes + self._sentWhilePaused > limit
+                and self._sendqVerdict is None
             ):
-                self._sendQueueExceeded()
-                return
+                self._sendqVerdict = self.factory.clock.callLater(
+                    0, self._sendQueueVerdict, 2
+                )
         self.transport.write(data)
 
     # Limits
@@ -169,6 +172,10 @@ class ChatProtocol(LineReceiver):
         (transport or self.transport).registerProducer(_SendQueueWatch(self), True)
 
     def sendQueuePaused(self) -> None:
+        # The transport calls this again on every write while its buffer is
+        # full: count from the first call only.
+        if self._sendqPaused:
+            return
         self._sendqPaused = True
         self._sentWhilePaused = 0
         self.pauseFor("sendq")
@@ -176,6 +183,28 @@ class ChatProtocol(LineReceiver):
     def sendQueueDrained(self) -> None:
         self._sendqPaused = False
         self.resumeFrom("sendq")
+
+    def _sendQueueVerdict(self, turns: int) -> None:
+        """
+        The send queue passed the limit C{turns} turns of the reactor ago:
+        drop the client if it is still over.  What was written in one turn
+        has not been offered to the socket yet (a client that reads promptly
+        may get a burst from several senders at once), so the verdict waits
+        two turns: one for the transport to write, one to look.
+        """
+        self._sendqVerdict = None
+        limit = self.factory.config.maxSendqBytes
+        soft = self.factory.config.sendqSoftBytes
+        if not (self.connected and self._sendqPaused):
+            return
+        if soft + self._sentWhilePaused <= limit:
+            return
+        if turns > 1:
+            self._sendqVerdict = self.factory.clock.callLater(
+                0, self._sendQueueVerdict, turns - 1
+            )
+        else:
+            self._sendQueueExceeded()
 
     def _sendQueueExceeded(self) -> None:
         self.log.warn(
@@ -215,7 +244,10 @@ class ChatProtocol(LineReceiver):
         assert self._flood is not None
         now = self.factory.clock.seconds()
         self.pauseFor("flood")
-        self.factory.clock.callLater(self._flood.wait(now), self.resumeFrom, "flood")
+        # At least a millisecond: float rounding can leave the token a hair
+        # short, and a wait that rounds to no time at all would spin forever.
+        wait = max(self._flood.wait(now), 0.001)
+        self.factory.clock.callLater(wait, self.resumeFrom, "flood")
         if now - self._lastSlowDown >= SLOW_DOWN_INTERVAL:
             self._lastSlowDown = now
             self.sendText(messages.SLOW_DOWN)
