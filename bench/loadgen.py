@@ -986,7 +986,11 @@ async def idle(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             ),
             "rss_per_session_marginal_kib": (
                 round((rss1 - rss_half) / len(more), 2)
-                if rss_half is not None and rss1 is not None and more
+                # Only meaningful when both halves (mostly) got in.
+                if rss_half is not None
+                and rss1 is not None
+                and len(inside) - len(more) == half
+                and len(more) >= max(1, half // 2)
                 else None
             ),
             "idle_cpu_util": (
@@ -1154,12 +1158,18 @@ class _BlasterConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def _flood(self) -> None:
+        """
+        Write a few chunks, then yield to the loop (a fast reader may keep
+        the buffer from ever filling, and the other clients must get in).
+        """
         transport = self.transport
-        chunk = self.room.chunk
-        while transport is not None and not self.paused and not self.room.stopped:
-            if transport.is_closing():
+        if transport is None or self.room.stopped:
+            return
+        for _ in range(16):
+            if self.paused or transport.is_closing():
                 return
-            transport.write(chunk)  # calls pause_writing when the buffer is full
+            transport.write(self.room.chunk)  # pause_writing when it is full
+        asyncio.get_running_loop().call_soon(self._flood)
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -1167,7 +1177,7 @@ class _BlasterConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.paused = False
         if self.room.mode == "flood":
-            self._flood()
+            asyncio.get_running_loop().call_soon(self._flood)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.room.members.discard(self)
