@@ -229,7 +229,9 @@ class LocalHub:
 
     def _sendToGroup(self, text: str, exclude: Session | None) -> None:
         data = encodeLine(text)
-        for session in self._group.values():
+        # A copy: a delivery may end a session (a full send queue) and so
+        # change the group while we loop.
+        for session in tuple(self._group.values()):
             if session is not exclude:
                 session.client.deliver(data)
 

@@ -388,7 +388,7 @@ class RedisHub:
             getattr(self, "_op_" + operation[0])(*operation[1:])
 
     def _deliverToGroup(self, data: bytes, exclude: str) -> None:
-        for key, session in self._group.items():
+        for key, session in tuple(self._group.items()):
             if key != exclude:
                 session.client.deliver(data)
 

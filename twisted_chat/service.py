@@ -16,6 +16,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from . import messages
 from .accounts import IAccountStore
@@ -215,13 +216,17 @@ class ChatService(MultiService):
         factory: ChatFactory,
         reactor: IReactorTime,
         auditFile: AuditFileObserver | None = None,
+        threadpool: ThreadPool | None = None,
     ) -> None:
         super().__init__()
         self.factory = factory
         self.reactor = reactor
         self.auditFile = auditFile
+        self.threadpool = threadpool
 
     def startService(self) -> None:
+        if self.threadpool is not None:
+            self.threadpool.start()
         self.factory.hub.start()
         super().startService()
 
@@ -249,6 +254,8 @@ class ChatService(MultiService):
         self.factory.stopLogging()
         if self.auditFile is not None:
             self.auditFile.close()
+        if self.threadpool is not None:
+            self.threadpool.stop()
 
     def _disconnectAll(self) -> "Deferred[None]":
         """

@@ -2,12 +2,14 @@
 C{twistd chat}: the command-line options and the service they build.
 """
 
+import os
 import resource
 from typing import Any
 
 from twisted.application.internet import UDPServer
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
+from twisted.python.threadpool import ThreadPool
 
 from .accounts import AccountFileError, IAccountStore, JsonAccountStore
 from .audit import AuditFileObserver, AuditLog
@@ -236,8 +238,12 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         from twisted.internet import reactor
     config = options.config()
     raiseOpenFilesLimit(config.maxConnections)
-    threadpool = reactor.getThreadPool()
-    hashing = PasswordHashing(reactor, threadpool)
+    # A pool of our own, one thread per core that may hash plus one for
+    # account writes: each thread that ever hashed keeps Argon2's 19 MiB in
+    # its malloc arena, so the pool's size bounds that memory.
+    hashes = len(os.sched_getaffinity(0))
+    threadpool = ThreadPool(minthreads=0, maxthreads=hashes + 1, name="twisted-chat")
+    hashing = PasswordHashing(reactor, threadpool, hashes)
     hub: IHub
     accounts: IAccountStore
     if config.hub is None:
@@ -263,7 +269,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         reactor,
         config,
     )
-    service = ChatService(factory, reactor, auditFile)
+    service = ChatService(factory, reactor, auditFile, threadpool)
     for description in config.listen:
         ListenerService(description, factory, reactor).setServiceParent(service)
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
