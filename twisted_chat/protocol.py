@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 SLOW_DOWN_INTERVAL = 10.0
+KERNEL_SEND_BUFFER = 65536
 
 _REQUEST_REPLIES = {
     Request.SENT: messages.PM_REQUEST_SENT,
@@ -86,6 +87,8 @@ class ChatProtocol(LineReceiver):
         self._sendqPaused = False
         self._sentWhilePaused = 0
         self._sendqVerdict: IDelayedCall | None = None
+        self._outgoing: list[bytes] = []
+        self._socket: socket.socket | None = None
         self._stage: Callable[[str], None] = self._receiveUsername
         self._pendingName: str | None = None
         self._failedLogins = 0
@@ -105,6 +108,13 @@ class ChatProtocol(LineReceiver):
             self._startLoginTimer()
         self._watchSendQueue(config.sendqSoftBytes)
         enableKeepAlive(self.transport)
+        handle = getattr(self.transport, "getHandle", lambda: None)()
+        if isinstance(handle, socket.socket) and _transportIdle(self.transport):
+            self._socket = handle
+            # Bound what the kernel buffers for a client that does not read
+            # (Linux grows it to megabytes otherwise), so that the send-queue
+            # limit, not the kernel, decides, and memory stays bounded.
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER)
         self.sendText(messages.WELCOME)
         self.prompt(messages.PROMPT_USERNAME)
 
@@ -134,11 +144,53 @@ class ChatProtocol(LineReceiver):
 
     def deliver(self, data: bytes) -> None:
         """
-        Queue C{data} for this client, dropping the client if its send queue
-        grows past the limit (it does not read what it is sent).
+        Queue C{data} for this client.  The queue goes out in one write when
+        the factory says (at the end of the reactor's pass), so a client that
+        gets many lines at once costs one system call, not one per line.
+        """
+        queue = self._outgoing
+        queue.append(data)
+        if len(queue) == 1:
+            self.factory.flushSoon(self)
+
+    def flush(self) -> None:
+        """
+        Write what is queued: straight to the socket while nothing waits in
+        the transport before it (no buffering, no poller registration), and
+        what the socket does not take through the transport, where it counts
+        against the send-queue limit.
+        """
+        queue = self._outgoing
+        if not queue:
+            return
+        data = queue[0] if len(queue) == 1 else b"".join(queue)
+        self._outgoing = []
+        if self._socket is not None and _transportIdle(self.transport):
+            try:
+                sent = self._socket.send(data)
+            except OSError:
+                sent = 0  # the transport will find the error when it writes
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self._countUnsent(len(data))
+        self.transport.write(data)
+
+    def _close(self) -> None:
+        """
+        Send what is queued, then close the connection.
+        """
+        self.flush()
+        self.transport.loseConnection()
+
+    def _countUnsent(self, size: int) -> None:
+        """
+        Count C{size} more bytes left in the transport's buffer, dropping
+        the client if its send queue grows past the limit (it does not read
+        what it is sent).
         """
         if self._sendqPaused:
-            self._sentWhilePaused += len(data)
+            self._sentWhilePaused += size
             limit = self.factory.config.maxSendqBytes
             if (
                 limit
@@ -148,7 +200,6 @@ class ChatProtocol(LineReceiver):
                 self._sendqVerdict = self.factory.clock.callLater(
                     0, self._sendQueueVerdict, 2
                 )
-        self.transport.write(data)
 
     # Limits
 
@@ -234,7 +285,7 @@ class ChatProtocol(LineReceiver):
     def _loginTimedOut(self) -> None:
         self._loginTimer = None
         self.sendText(messages.LOGIN_TIMED_OUT)
-        self.transport.loseConnection()
+        self._close()
 
     def _floodPaused(self) -> None:
         """
@@ -256,7 +307,7 @@ class ChatProtocol(LineReceiver):
         self.session = None
         self.factory.presence.untrack(self)
         self.sendText(messages.LOGGED_IN_ELSEWHERE)
-        self.transport.loseConnection()
+        self._close()
 
     # Framing
 
@@ -291,7 +342,7 @@ class ChatProtocol(LineReceiver):
         self.log.warn("Excess flood: dropping {peer}", peer=self._peer())
         self._buffer = b""
         self.sendText(messages.EXCESS_FLOOD)
-        self.transport.loseConnection()
+        self._close()
 
     def _handleBufferedLines(self) -> None:
         start = 0
@@ -368,7 +419,7 @@ class ChatProtocol(LineReceiver):
         self.log.failure("Error in the session of {peer}", failure, peer=self._peer())
         if self.connected:
             self.sendText(messages.SERVER_ERROR)
-            self.transport.loseConnection()
+            self._close()
 
     def _peer(self) -> str:
         peer = self.transport.getPeer()
@@ -446,7 +497,7 @@ class ChatProtocol(LineReceiver):
                 self.factory.config.maxFailedLogins or sys.maxsize
             ):
                 self.sendText(messages.TOO_MANY_FAILED_LOGINS)
-                self.transport.loseConnection()
+                self._close()
             else:
                 self.sendText(messages.WRONG_PASSWORD)
                 self.prompt(messages.PROMPT_USERNAME)
@@ -647,7 +698,25 @@ class ChatProtocol(LineReceiver):
         assert session is not None
         self.sendText(messages.GOODBYE.format(name=session.name))
         self._leave(self.factory.audit.loggedOut)
-        self.transport.loseConnection()
+        self._close()
+
+
+def _transportIdle(transport: Any) -> bool:
+    """
+    Whether a TCP transport has nothing buffered to send, so that writing
+    to its socket directly keeps the order of the bytes.  This reads the
+    buffer of Twisted's L{twisted.internet.abstract.FileDescriptor}; a
+    transport without one (TLS, tests) is never idle, and is written to
+    through its C{write} only.
+    """
+    try:
+        return (
+            not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
+            and not transport.disconnecting
+        )
+    except AttributeError:
+        return False
 
 
 # Probe a silent peer after 60 s, every 10 s, 5 times: a dead peer is reaped

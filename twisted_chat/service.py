@@ -56,6 +56,7 @@ class ChatFactory(ServerFactory):
         presence: PresenceTracker,
         clock: IReactorTime,
         config: ServerConfig,
+        batchWrites: IReactorTime | None = None,
     ) -> None:
         self.hub = hub
         self.accounts = accounts
@@ -75,6 +76,8 @@ class ChatFactory(ServerFactory):
             config.maxRegistrationsPerIp, config.registrationPeriod
         )
         self._allClosed: list[Deferred[None]] = []
+        self._batchWrites = batchWrites
+        self._unflushed: list[ChatProtocol] = []
         self._onlineLogCall: IDelayedCall | None = None
         self._lastOnlineLog = float("-inf")
 
@@ -96,6 +99,28 @@ class ChatFactory(ServerFactory):
         protocol = ChatProtocol(key)
         protocol.factory = self
         return protocol
+
+    def flushSoon(self, protocol: ChatProtocol) -> None:
+        """
+        Have C{protocol} write its queued output at the end of this pass of
+        the reactor (given as C{batchWrites}; without it, at once), so that
+        a client gets everything sent to it in one pass in one write.
+        """
+        if self._batchWrites is None:
+            protocol.flush()
+            return
+        if not self._unflushed:
+            self._batchWrites.callLater(0, self._flushAll)
+        self._unflushed.append(protocol)
+
+    def _flushAll(self) -> None:
+        unflushed, self._unflushed = self._unflushed, []
+        for protocol in unflushed:
+            try:
+                protocol.flush()
+            except Exception:
+                self.log.failure("Error writing to a client")
+                protocol.transport.abortConnection()
 
     def mayRegister(self, key: str | None) -> bool:
         """
@@ -264,6 +289,7 @@ class ChatService(MultiService):
         """
         factory = self.factory
         for protocol in list(factory.connections):
+            protocol.flush()
             protocol.transport.loseConnection()
             # Input was paused for the shutdown, but a TLS connection closes
             # only once it reads the peer's close_notify (lines that arrive

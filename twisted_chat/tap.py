@@ -268,6 +268,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         presence,
         reactor,
         config,
+        batchWrites=reactor,
     )
     service = ChatService(factory, reactor, auditFile, threadpool)
     for description in config.listen:
