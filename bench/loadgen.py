@@ -10,6 +10,10 @@ connections and drives one workload against one server:
   delivered lines in bulk (``data.count(b"\\n")`` per chunk, no parsing) so
   that the receivers are never the bottleneck; a few observer clients also
   parse every line and take the latency from a timestamp in the payload.
+  With several ports (``--port P1,P2,P3``: the nodes of one chat shared over
+  a hub) the users, and so the senders and observers, go to the ports
+  round-robin; with several pids (``--pid N1,N2,N3,REDIS``) the server CPU is
+  their sum, and each process's share is reported too.
 - ``idle``: N logged-in idle sessions (optionally heartbeating over UDP):
   server RSS per session and server CPU while idle.
 - ``storm``: U new users registering at once: time until all are in.
@@ -107,6 +111,17 @@ def procRSSKiB(pid: int | None) -> int | None:
     except OSError:
         return None
     return None
+
+
+def procName(pid: int) -> str | None:
+    """
+    The command name of process C{pid} (C{/proc/<pid>/comm}).
+    """
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def pinProcess(pid: int, cpus: set[int]) -> None:
@@ -448,12 +463,33 @@ class Observer:
 @dataclass
 class Target:
     """
-    The server under test: where it listens and which process it is.
+    The server under test: where it listens and which processes it is made
+    of (one, or the nodes of a chat shared over a hub and the hub itself).
     """
 
     host: str
-    port: int
-    pid: int | None
+    ports: tuple[int, ...]
+    pids: tuple[int, ...] = ()
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def pid(self) -> int | None:
+        return self.pids[0] if self.pids else None
+
+    def portFor(self, index: int) -> int:
+        """
+        The port that the C{index}th client connects to (round-robin).
+        """
+        return self.ports[index % len(self.ports)]
+
+    def cpuSeconds(self) -> dict[int, float | None]:
+        """
+        The CPU seconds of each process, by pid.
+        """
+        return {pid: procCPUSeconds(pid) for pid in self.pids}
 
 
 async def connectAll(
@@ -465,13 +501,14 @@ async def connectAll(
     """
     Connect and log in every client, at most C{concurrency} logins at once,
     all within C{timeout} seconds; return those that got in and the errors.
+    The clients go to the target's ports round-robin.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     semaphore = asyncio.Semaphore(concurrency)
     errors: list[str] = []
 
-    async def one(client: Client) -> bool:
+    async def one(client: Client, port: int) -> bool:
         async with semaphore:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -479,9 +516,7 @@ async def connectAll(
                 return False
             try:
                 async with asyncio.timeout(remaining):
-                    await loop.create_connection(
-                        lambda: client, target.host, target.port
-                    )
+                    await loop.create_connection(lambda: client, target.host, port)
                     await client.ready
             except (OSError, LoginError, TimeoutError) as e:
                 errors.append(f"{client.name}: {type(e).__name__}: {e}")
@@ -489,7 +524,9 @@ async def connectAll(
                 return False
             return True
 
-    results = await asyncio.gather(*(one(c) for c in clients))
+    results = await asyncio.gather(
+        *(one(c, target.portFor(i)) for i, c in enumerate(clients))
+    )
     return [c for c, ok in zip(clients, results, strict=True) if ok], errors
 
 
@@ -697,7 +734,7 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
         primary.onSeen = seen
 
-    cpu0 = procCPUSeconds(target.pid)
+    cpu0 = target.cpuSeconds()
     gen0 = time.process_time()
     start = time.monotonic()
     if args.rate > 0:
@@ -715,7 +752,7 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             break  # nothing for a second: what is missing is lost
         await asyncio.sleep(0.02)
     end = max(send_end, min(totals.lastReceive, time.monotonic()))
-    cpu1 = procCPUSeconds(target.pid)
+    cpu1 = target.cpuSeconds()
     gen1 = time.process_time()
     if reader is not None:
         await reader.stop()
@@ -723,7 +760,12 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
     elapsed = end - start
     delivered = totals.lines
-    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    processes = cpuShares(cpu0, cpu1, elapsed)
+    server_cpu = (
+        sum(p["cpu_s"] for p in processes)
+        if processes and all(p["cpu_s"] is not None for p in processes)
+        else None
+    )
     gen_cpu = gen1 - gen0
     samples = [s for o in observers for s in o.samples]
     observer_lost = sum(state.sent - sum(o.perSender.values()) for o in observers)
@@ -740,6 +782,8 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             "observer_lost": observer_lost,
             "delivered_per_s": round(delivered / elapsed) if elapsed > 0 else None,
             "sent_per_s": round(state.sent / (send_end - start)),
+            "ports": list(target.ports),
+            "server_processes": processes,
             "server_cpu_s": None if server_cpu is None else round(server_cpu, 3),
             "server_cpu_util": (
                 None if server_cpu is None else round(server_cpu / elapsed, 3)
@@ -761,6 +805,30 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     # more about the generator than about the server.
     result["generator_bound"] = result["gen_cpu_util"] >= 0.9
     return result
+
+
+def cpuShares(
+    before: dict[int, float | None], after: dict[int, float | None], elapsed: float
+) -> list[dict[str, Any]]:
+    """
+    Each process's CPU seconds between two readings, and its share of
+    C{elapsed} (L{None} for a process that was gone at either reading).
+    """
+    shares = []
+    for pid, start in before.items():
+        end = after.get(pid)
+        used = None if start is None or end is None else end - start
+        shares.append(
+            {
+                "pid": pid,
+                "name": procName(pid),
+                "cpu_s": None if used is None else round(used, 3),
+                "cpu_util": (
+                    None if used is None or elapsed <= 0 else round(used / elapsed, 3)
+                ),
+            }
+        )
+    return shares
 
 
 @dataclass
@@ -1285,7 +1353,7 @@ async def selftest(args: argparse.Namespace) -> dict[str, Any]:
     server, room = await startBlaster("127.0.0.1", 0, "relay", 1, args.size)
     port = server.sockets[0].getsockname()[1]
     try:
-        result = await fanout(args, Target("127.0.0.1", port, None))
+        result = await fanout(args, Target("127.0.0.1", (port,)))
     finally:
         room.stopped = True
         server.close()
@@ -1298,6 +1366,19 @@ async def selftest(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
+def intList(text: str) -> tuple[int, ...]:
+    """
+    Parse C{"1,2,3"} (or one number) for argparse.
+    """
+    try:
+        values = tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError(f"not all positive: {text!r}")
+    return values
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loadgen", description=__doc__.split("\n\n")[0] if __doc__ else None
@@ -1308,10 +1389,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH", help="also write the result here")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser, users: int) -> None:
+    def common(p: argparse.ArgumentParser, users: int, several: bool = False) -> None:
         p.add_argument("--host", default="127.0.0.1")
-        p.add_argument("--port", type=int, default=1234)
-        p.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
+        if several:
+            p.add_argument(
+                "--port",
+                type=intList,
+                default=(1234,),
+                help="port, or P1,P2,... (users go to them round-robin)",
+            )
+            p.add_argument(
+                "--pid",
+                type=intList,
+                default=(),
+                help="server pid, or PID1,PID2,... (CPU summed over them)",
+            )
+        else:
+            p.add_argument("--port", type=int, default=1234)
+            p.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
         p.add_argument("--label", default="server", help="name in the results")
         p.add_argument("--proto", choices=("chat", "irc"), default="chat")
         p.add_argument(
@@ -1323,7 +1418,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--connect-concurrency", type=int, default=256)
 
     def fanoutOptions(p: argparse.ArgumentParser) -> None:
-        common(p, 100)
+        common(p, 100, several=True)
         p.add_argument("--senders", type=int, default=10)
         p.add_argument("--observers", type=int, default=3)
         p.add_argument(
@@ -1427,7 +1522,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"blaster": blaster, "waitport": waitport, "selftest": selftest}
         result = _run(handler[command](args), uvloop)
     else:
-        target = Target(args.host, args.port, args.pid)
+        if command == "fanout":
+            target = Target(args.host, args.port, args.pid)
+        else:
+            pids = () if args.pid is None else (args.pid,)
+            target = Target(args.host, (args.port,), pids)
         workloads = {"fanout": fanout, "idle": idle, "storm": storm, "ceiling": ceiling}
         result = _run(workloads[command](args, target), uvloop)
     text = json.dumps(result, sort_keys=True)

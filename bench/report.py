@@ -1,0 +1,556 @@
+"""
+Turn one run directory of ``bench/run.sh`` (one JSON file per workload run)
+into ``bench/RESULTS.md`` and a plot of p99 latency against offered rate.
+
+    python bench/report.py bench/out/run-<time> --results bench/RESULTS.md \
+        --plot bench/p99_vs_rate.png
+
+Kept apart from the generator so that the figures can be re-rendered from
+raw results without measuring again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ORDER = ["ours", "words", "miniircd", "ngircd", "inspircd"]
+NAMES = {
+    "ours": "twisted-chat (ours)",
+    "words": "twisted.words",
+    "miniircd": "miniircd",
+    "ngircd": "ngircd",
+    "inspircd": "InspIRCd",
+    "hub": "scale-out over Redis (hub)",
+}
+# The issue's target for the hub: with this many nodes at this offered rate,
+# at least this share of the single node's deliveries per CPU-second and a
+# p99 under this many ms.
+HUB_TARGET = {"nodes": 3, "rate": 2000, "share": 0.8, "p99_ms": 20.0}
+
+
+def load(directory: Path) -> dict[str, dict[str, Any]]:
+    """
+    Every result of the run, by file stem.
+    """
+    results = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            results[path.stem] = json.loads(path.read_text())
+        except ValueError:
+            continue
+    return results
+
+
+def fmt(value: Any, digits: int = 0) -> str:
+    """
+    A number for a table: thousands separated, or a dash when missing.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int | float):
+        return f"{round(value):,}"
+    return str(value)
+
+
+def ratio(ours: Any, theirs: Any, higherIsBetter: bool = True) -> str:
+    """
+    How many times better ours is (>1 means ours wins).
+    """
+    if not ours or not theirs:
+        return "-"
+    value = ours / theirs if higherIsBetter else theirs / ours
+    return f"{value:.2f}x"
+
+
+def machine() -> list[str]:
+    """
+    Cores, CPU model, kernel, Python and the versions of what was compared.
+    """
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for package in ("Twisted", "uvloop", "argon2-cffi", "miniircd"):
+        try:
+            versions.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            versions.append(f"{package} not installed")
+    for command in (["ngircd", "--version"], ["inspircd", "--version"]):
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+            first = (out.stdout or out.stderr).splitlines()[0]
+            versions.append(first.split("-")[0].strip())
+        except (OSError, IndexError, subprocess.SubprocessError):
+            versions.append(f"{command[0]} not installed")
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    return [
+        f"- cores: {os.cpu_count()} ({model}); kernel {platform.release()}",
+        f"- load average when the report was written: {load} (anything above "
+        "about 2 means other processes shared the cores and the figures are "
+        "not clean)",
+        f"- Python {platform.python_version()}; " + ", ".join(versions),
+    ]
+
+
+def fanoutTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
+    """
+    One table per offered rate: peers side by side, and ours against each.
+    """
+    lines: list[str] = []
+    rates = sorted(
+        {
+            int(r["offered_rate"] or 0)
+            for k, r in results.items()
+            if "-fanout-" in k and r.get("workload") == "fanout"
+        },
+        key=lambda r: (r == 0, r),
+    )
+    for rate in rates:
+        title = (
+            f"### Offered {rate:,} msg/s ({rate * 99:,} deliveries/s)"
+            if rate
+            else "### As fast as the server takes them (window of messages in flight)"
+        )
+        lines += [
+            title,
+            "",
+            "| server | delivered lines/s | lines per server CPU-s | server CPU | "
+            "p50 / p99 / max ms | lost (not in after 10 s drain) | generator CPU | "
+            "ours vs it (lines/CPU-s) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        ours = results.get(f"ours-fanout-{rate}", {})
+        for peer in peers:
+            r = results.get(f"{peer}-fanout-{rate}")
+            if r is None:
+                continue
+            if "error" in r:
+                lines.append(f"| {NAMES[peer]} | error: {r['error']} |||||||")
+                continue
+            lat = r.get("latency", {})
+            flag = " (generator-bound)" if r.get("generator_bound") else ""
+            lines.append(
+                f"| {NAMES[peer]} | {fmt(r.get('delivered_per_s'))}{flag} | "
+                f"{fmt(r.get('lines_per_server_cpu_s'))} | "
+                f"{fmt((r.get('server_cpu_util') or 0) * 100)}% | "
+                f"{fmt(lat.get('p50_ms'), 1)} / {fmt(lat.get('p99_ms'), 1)} / "
+                f"{fmt(lat.get('max_ms'), 1)} | {fmt(r.get('lost'))} | "
+                f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | "
+                + (
+                    "-"
+                    if peer == "ours"
+                    else ratio(
+                        ours.get("lines_per_server_cpu_s"),
+                        r.get("lines_per_server_cpu_s"),
+                    )
+                )
+                + " |"
+            )
+        lines.append("")
+    return lines
+
+
+def hubSetup(nodes: int) -> str:
+    """
+    The name of one hub configuration in the tables.
+    """
+    if nodes == 0:
+        return "1 node, no hub"
+    return f"{nodes} node{'s' if nodes > 1 else ''} on one Redis"
+
+
+def hubCPU(result: dict[str, Any]) -> str:
+    """
+    The CPU of the nodes (in all, and each) and of Redis during a run.
+    """
+    processes = result.get("server_processes") or []
+    if any(p.get("cpu_util") is None for p in processes) or not processes:
+        return "-"
+    nodes = [p["cpu_util"] for p in processes if not redisProcess(p)]
+    redis = [p["cpu_util"] for p in processes if redisProcess(p)]
+    text = f"{fmt(sum(nodes) * 100)}%"
+    if len(nodes) > 1:
+        text += " (" + " + ".join(fmt(u * 100) for u in nodes) + ")"
+    return text + (f" / {fmt(sum(redis) * 100)}%" if redis else " / -")
+
+
+def redisProcess(process: dict[str, Any]) -> bool:
+    return str(process.get("name") or "").startswith("redis")
+
+
+def hubResults(
+    results: dict[str, dict[str, Any]],
+) -> dict[int, dict[int, dict[str, Any]]]:
+    """
+    The hub section's fan-out results (C{hub-<nodes>-<rate>}), by rate and
+    number of nodes (0: one node without a hub).
+    """
+    table: dict[int, dict[int, dict[str, Any]]] = {}
+    for key, result in results.items():
+        parts = key.split("-")
+        if len(parts) != 3 or parts[0] != "hub" or result.get("workload") != "fanout":
+            continue
+        try:
+            nodes, rate = int(parts[1]), int(parts[2])
+        except ValueError:
+            continue
+        table.setdefault(rate, {})[nodes] = result
+    return table
+
+
+def hubTables(results: dict[str, dict[str, Any]]) -> list[str]:
+    """
+    One table per offered rate: one node without a hub, then 1, 2, 3 nodes
+    on one Redis, each against the first.
+    """
+    lines: list[str] = []
+    for rate, runs in sorted(hubResults(results).items()):
+        lines += [
+            f"### Offered {rate:,} msg/s",
+            "",
+            "| setup | delivered lines/s | deliveries per CPU-s (nodes + Redis) | "
+            "CPU nodes (each) / Redis | p50 / p99 / max ms | lost | generator CPU | "
+            "÷ 1 node without hub: deliveries per CPU-s / p50 / p99 / lost |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        single = runs.get(0, {})
+        single_lat = single.get("latency", {})
+        for nodes, r in sorted(runs.items()):
+            if "error" in r:
+                lines.append(f"| {hubSetup(nodes)} | error: {r['error']} |||||||")
+                continue
+            lat = r.get("latency", {})
+            flag = " (generator-bound)" if r.get("generator_bound") else ""
+            versus = (
+                "-"
+                if nodes == 0
+                else " / ".join(
+                    (
+                        ratio(
+                            r.get("lines_per_server_cpu_s"),
+                            single.get("lines_per_server_cpu_s"),
+                        ),
+                        ratio(lat.get("p50_ms"), single_lat.get("p50_ms")),
+                        ratio(lat.get("p99_ms"), single_lat.get("p99_ms")),
+                        ratio(r.get("lost"), single.get("lost")),
+                    )
+                )
+            )
+            lines.append(
+                f"| {hubSetup(nodes)} | {fmt(r.get('delivered_per_s'))}{flag} | "
+                f"{fmt(r.get('lines_per_server_cpu_s'))} | {hubCPU(r)} | "
+                f"{fmt(lat.get('p50_ms'), 1)} / {fmt(lat.get('p99_ms'), 1)} / "
+                f"{fmt(lat.get('max_ms'), 1)} | {fmt(r.get('lost'))} | "
+                f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | {versus} |"
+            )
+        lines += ["", *hubTarget(rate, runs)]
+    return lines
+
+
+def hubTarget(rate: int, runs: dict[int, dict[str, Any]]) -> list[str]:
+    """
+    Whether the issue's target is met, under the table of its rate.
+    """
+    goal = HUB_TARGET
+    r, single = runs.get(int(goal["nodes"])), runs.get(0)
+    if rate != goal["rate"] or not r or not single:
+        return []
+    per_cpu, base = (
+        r.get("lines_per_server_cpu_s"),
+        single.get("lines_per_server_cpu_s"),
+    )
+    p99 = r.get("latency", {}).get("p99_ms")
+    if not per_cpu or not base or p99 is None:
+        return []
+    share = per_cpu / base
+    met = share >= goal["share"] and p99 < goal["p99_ms"] and not r.get("lost")
+    return [
+        f"Target ({goal['nodes']} nodes at {rate:,} msg/s: at least "
+        f"{goal['share']:.0%} of the single node's deliveries per CPU-second, "
+        f"p99 under {goal['p99_ms']:g} ms, nothing lost): {share:.0%}, "
+        f"p99 {p99:.1f} ms, {fmt(r.get('lost'))} lost: "
+        f"**{'met' if met else 'not met'}**.",
+        "",
+    ]
+
+
+def marginal(result: dict[str, Any]) -> float | None:
+    """
+    The marginal RSS per session, only when every session asked for got in
+    (otherwise the second half is a handful of sessions and means nothing).
+    """
+    if result.get("logged_in") != result.get("users"):
+        return None
+    value = result.get("rss_per_session_marginal_kib")
+    return float(value) if value is not None else None
+
+
+def idleTable(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
+    """
+    Idle sessions: RSS per session and CPU while idle.
+    """
+    lines = [
+        "| server | sessions in / asked | login phase s | RSS KiB per session "
+        "(total growth / marginal) | RSS after MiB | idle CPU | heartbeats/s | "
+        "still open | ours vs it (RSS per session, total growth) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    ours = results.get("ours-idle", {})
+    for peer in peers:
+        r = results.get(f"{peer}-idle")
+        if r is None:
+            continue
+        lines.append(
+            f"| {NAMES[peer]} | {fmt(r.get('logged_in'))} / {fmt(r.get('users'))} | "
+            f"{fmt(r.get('login_s'), 1)} | {fmt(r.get('rss_per_session_kib'), 1)} / "
+            f"{fmt(marginal(r), 1)} | "
+            f"{fmt((r.get('rss_after_kib') or 0) / 1024, 1)} | "
+            f"{fmt((r.get('idle_cpu_util') or 0) * 100, 2)}% | "
+            f"{fmt(r.get('heartbeats_per_s'))} | {fmt(r.get('still_open'))} | "
+            + (
+                "-"
+                if peer == "ours"
+                else ratio(
+                    ours.get("rss_per_session_kib"),
+                    r.get("rss_per_session_kib"),
+                    higherIsBetter=False,
+                )
+            )
+            + " |"
+        )
+    return lines
+
+
+def stormTable(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
+    """
+    Login storm: time until all are in, against the bare hashing time.
+    """
+    hashing = results.get("hashbench", {})
+    lines = []
+    if hashing:
+        lines += [
+            f"Bare Argon2id hashing: {hashing['hashes']:,} hashes on "
+            f"{hashing['threads']} thread(s) pinned to CPU(s) {hashing['cpus']}: "
+            f"**{hashing['hash_s']:.2f} s** ({hashing['ms_per_hash']:.1f} ms a hash).",
+            "",
+        ]
+    lines += [
+        "| server | users in | all in (s) | median user in (s) | server CPU s | "
+        "vs bare hashing |",
+        "|---|---|---|---|---|---|",
+    ]
+    for peer in peers:
+        r = results.get(f"{peer}-storm")
+        if r is None:
+            continue
+        vs = (
+            f"{r['all_in_s'] / hashing['hash_s']:.2f}x"
+            if peer == "ours" and hashing and r.get("all_in_s")
+            else "(no hashing)"
+            if peer != "ours"
+            else "-"
+        )
+        lines.append(
+            f"| {NAMES[peer]} | {fmt(r.get('logged_in'))} / {fmt(r.get('users'))} | "
+            f"{fmt(r.get('all_in_s'), 2)} | {fmt(r.get('median_in_s'), 2)} | "
+            f"{fmt(r.get('server_cpu_s'), 2)} | {vs} |"
+        )
+    return lines
+
+
+def ceilingLines(results: dict[str, dict[str, Any]]) -> list[str]:
+    """
+    What the generator itself can count on one core.
+    """
+    lines = [
+        "| source | counting | lines/s counted | lines per read | generator CPU | "
+        "generator lines per CPU-s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key in sorted(results):
+        r = results[key]
+        if not key.startswith("ceiling-"):
+            continue
+        polled = (r.get("read_interval_ms") or 0) > 0
+        how = f"polled every {r['read_interval_ms']:g} ms" if polled else "event-driven"
+        if r.get("workload") == "ceiling":
+            source = f"flood blaster, {key.split('-')[2]} line(s) per write"
+            rate = r.get("lines_per_s")
+        else:
+            source = "relay blaster (asyncio chat server), windowed fan-out"
+            rate = r.get("delivered_per_s")
+        lines.append(
+            f"| {source} | {how} | {fmt(rate)} | {fmt(r.get('lines_per_chunk'), 1)} | "
+            f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | "
+            f"{fmt(r.get('gen_lines_per_cpu_s'))} |"
+        )
+    return lines
+
+
+def plot(results: dict[str, dict[str, Any]], peers: list[str], path: Path) -> bool:
+    """
+    p99 latency against offered rate, one line per server (log scale); not
+    drawn (False) without any fan-out figure.
+    """
+    lines = {
+        peer: sorted(
+            (r["offered_rate"], r["latency"]["p99_ms"])
+            for k, r in results.items()
+            if k.startswith(f"{peer}-fanout-")
+            and r.get("offered_rate")
+            and r.get("latency", {}).get("p99_ms") is not None
+        )
+        for peer in peers
+    }
+    if not any(lines.values()):
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for peer, points in lines.items():
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o", label=NAMES[peer])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered messages/s (100 users, 10 senders; x99 deliveries)")
+    ax.set_ylabel("p99 latency (ms)")
+    ax.axhline(5, color="grey", linestyle=":", linewidth=1)
+    ax.set_title("Fan-out p99 latency, each server pinned to one core")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def peerSections(
+    results: dict[str, dict[str, Any]], peers: list[str], plotted: bool
+) -> list[str]:
+    """
+    The fan-out, login storm and idle scale sections, the peers side by side.
+    """
+    return [
+        "## Fan-out",
+        "",
+        f"{'![p99 latency vs offered rate](p99_vs_rate.png)' if plotted else ''}",
+        "",
+        *fanoutTables(results, peers),
+        "## Login storm",
+        "",
+        *stormTable(results, peers),
+        "",
+        "## Idle scale",
+        "",
+        "RSS per session: total growth over all sessions, and marginal (growth "
+        "over the second half only, which leaves out fixed costs such as the "
+        "hashing threads' buffers). Ours heartbeats over UDP at the default "
+        "interval; the IRC servers' sessions are registered and idle (no channel).",
+        "",
+        *idleTable(results, peers),
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    Read a run directory; write RESULTS.md and the plot.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--plot", type=Path, required=True)
+    args = parser.parse_args(argv)
+    results = load(args.run)
+    skipped = [s for s in (args.run / "skipped.txt").read_text().split() if s in NAMES]
+    peers = [
+        p
+        for p in ORDER
+        if p not in skipped and any(k.startswith(f"{p}-") for k in results)
+    ]
+    read = lambda name: (args.run / name).read_text().strip()  # noqa: E731
+    plotted = plot(results, peers, args.plot)
+    out = [
+        "# Benchmark results",
+        "",
+        f"Written by `bench/run.sh` from `{args.run.name}` (raw JSON per run kept "
+        "in `bench/out/`, not committed). Figures are one run each; each server "
+        "pinned to one core with `taskset`, the load generator on the other. "
+        "Figures marked *generator-bound* were taken with the generator's own "
+        "core at 90% or more and say nothing about the server.",
+        "",
+        "## Machine",
+        "",
+        *machine(),
+        "",
+        "## Parameters",
+        "",
+        *(f"- {line}" for line in read("parameters.txt").splitlines()),
+        "",
+        "## Limits raised or turned off (beside every figure below)",
+        "",
+        *(f"- {line}" for line in dict.fromkeys(read("settings.txt").splitlines())),
+        "",
+    ]
+    if skipped:
+        out += [f"Skipped (not installed): {', '.join(skipped)}.", ""]
+    out += [
+        "## Generator ceiling",
+        "",
+        "Counting receivers poll their sockets every few ms and count `\\n` in "
+        "bulk; observers (3) parse every line for the latency stamp as it arrives.",
+        "",
+        *ceilingLines(results),
+        "",
+    ]
+    if peers:  # only the hub section ran otherwise
+        out += peerSections(results, peers, plotted)
+    if hubResults(results):
+        out += [
+            "## Scale-out (hub)",
+            "",
+            "The fan-out workload with the same users (and senders, and observers) "
+            "spread round-robin over 1, 2 and 3 nodes of one chat sharing one "
+            "redis-server, against one node without `--hub`, in the same run. "
+            "Every node and Redis are pinned to the same core: on this machine "
+            "this measures the cost of a delivery through the hub, not scaling. "
+            "Deliveries per CPU-second count the CPU of every node plus Redis; "
+            "the last column divides each figure by the single node's "
+            "(deliveries per CPU-s: higher is better; latency: lower is better).",
+            "",
+            *hubTables(results),
+        ]
+    out += [
+        "## Exact commands",
+        "",
+        "```",
+        read("commands.txt"),
+        "```",
+        "",
+    ]
+    args.results.write_text("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
