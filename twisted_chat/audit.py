@@ -9,6 +9,7 @@ own log.  Private-chat text and passwords are never passed here.
 import time
 from collections.abc import Sequence
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import ILogObserver, LogEvent, Logger, LogPublisher
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
@@ -47,31 +48,85 @@ def formatTimestamp(when: float) -> str:
 class AuditFileObserver:
     """
     Write audit events, one timestamped line each, to a rotating log file.
+
+    Given a clock, the lines of one pass of the reactor are written together
+    at its end (the file is unbuffered: one system call per write).
     """
 
-    def __init__(self, logfile: LogFile) -> None:
+    def __init__(self, logfile: LogFile, clock: IReactorTime | None = None) -> None:
         self._logfile = logfile
+        self._clock = clock
+        self._pending: list[str] = []
 
     def __call__(self, event: LogEvent) -> None:
         text = event.get("audit")
-        if text is not None:
-            self._logfile.write(f"{formatTimestamp(event['log_time'])} {text}\n")
+        if text is None:
+            return
+        line = f"{formatTimestamp(event['log_time'])} {text}\n"
+        if self._clock is None:
+            self._logfile.write(line)
+            return
+        if not self._pending:
+            self._clock.callLater(0, self.flush)
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        """
+        Write the lines gathered so far.
+        """
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._logfile.write("".join(lines))
 
     def close(self) -> None:
+        self.flush()
         self._logfile.close()
 
     @classmethod
     def open(
-        cls, path: str, rotateLength: int = 10_000_000, maxRotatedFiles: int = 5
+        cls,
+        path: str,
+        rotateLength: int = 10_000_000,
+        maxRotatedFiles: int = 5,
+        clock: IReactorTime | None = None,
     ) -> "AuditFileObserver":
         """
         Append to the log file at C{path}, rotated past C{rotateLength} bytes.
         """
-        return cls(
-            LogFile.fromFullPath(
-                path, rotateLength=rotateLength, maxRotatedFiles=maxRotatedFiles
-            )
+        logfile = LogFile.fromFullPath(
+            path, rotateLength=rotateLength, maxRotatedFiles=maxRotatedFiles
         )
+        return cls(logfile, clock)
+
+
+@implementer(ILogObserver)
+class BatchedForwarder:
+    """
+    Pass audit lines on to another observer (twistd's log) in batches: the
+    lines of one pass of the reactor go as one event, so that a busy chat
+    costs twistd's log one formatted, flushed write per pass, not per line.
+    """
+
+    def __init__(self, observer: ILogObserver, clock: IReactorTime) -> None:
+        self._log = Logger(namespace=NAMESPACE, observer=observer)
+        self._clock = clock
+        self._pending: list[str] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        text = event.get("audit")
+        if text is None:
+            return
+        if not self._pending:
+            self._clock.callLater(0, self.flush)
+        self._pending.append(text)
+
+    def flush(self) -> None:
+        """
+        Forward the lines gathered so far, as one event.
+        """
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._log.info("{audit}", audit="\n".join(lines))
 
 
 class AuditLog:

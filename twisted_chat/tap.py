@@ -12,7 +12,7 @@ from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
 from .accounts import AccountFileError, IAccountStore, JsonAccountStore
-from .audit import AuditFileObserver, AuditLog
+from .audit import AuditFileObserver, AuditLog, BatchedForwarder
 from .config import ServerConfig
 from .hub import IHub, LocalHub
 from .passwords import PasswordHashing
@@ -256,7 +256,10 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         redisHub = RedisHub(reactor, RedisAddress.fromURL(config.hub), config.hubTTL)
         hub, accounts = redisHub, RedisAccountStore(redisHub.redis, hashing)
     auditFile = AuditFileObserver.open(
-        config.auditLog, config.auditLogRotateBytes, config.auditLogRotatedFiles
+        config.auditLog,
+        config.auditLogRotateBytes,
+        config.auditLogRotatedFiles,
+        clock=reactor,
     )
     presence = PresenceTracker(
         reactor, config.heartbeatInterval, config.heartbeatTimeout
@@ -264,7 +267,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     factory = ChatFactory(
         hub,
         accounts,
-        AuditLog(auditFile, globalLogPublisher),
+        AuditLog(auditFile, BatchedForwarder(globalLogPublisher, reactor)),
         presence,
         reactor,
         config,
