@@ -14,6 +14,8 @@ from twisted.logger import ILogObserver, LogEvent, Logger, LogPublisher
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from .batch import PassBatch
+
 NAMESPACE = "twisted_chat.audit"
 
 REGISTERED = "User with {name} successfully registered."
@@ -55,31 +57,17 @@ class AuditFileObserver:
 
     def __init__(self, logfile: LogFile, clock: IReactorTime | None = None) -> None:
         self._logfile = logfile
-        self._clock = clock
-        self._pending: list[str] = []
+        self._lines: PassBatch[str] = PassBatch(
+            clock, lambda lines: logfile.write("".join(lines))
+        )
 
     def __call__(self, event: LogEvent) -> None:
         text = event.get("audit")
-        if text is None:
-            return
-        line = f"{formatTimestamp(event['log_time'])} {text}\n"
-        if self._clock is None:
-            self._logfile.write(line)
-            return
-        if not self._pending:
-            self._clock.callLater(0, self.flush)
-        self._pending.append(line)
-
-    def flush(self) -> None:
-        """
-        Write the lines gathered so far.
-        """
-        if self._pending:
-            lines, self._pending = self._pending, []
-            self._logfile.write("".join(lines))
+        if text is not None:
+            self._lines.add(f"{formatTimestamp(event['log_time'])} {text}\n")
 
     def close(self) -> None:
-        self.flush()
+        self._lines.flush()
         self._logfile.close()
 
     @classmethod
@@ -108,25 +96,15 @@ class BatchedForwarder:
     """
 
     def __init__(self, observer: ILogObserver, clock: IReactorTime) -> None:
-        self._log = Logger(namespace=NAMESPACE, observer=observer)
-        self._clock = clock
-        self._pending: list[str] = []
+        log = Logger(namespace=NAMESPACE, observer=observer)
+        self._lines: PassBatch[str] = PassBatch(
+            clock, lambda lines: log.info("{audit}", audit="\n".join(lines))
+        )
 
     def __call__(self, event: LogEvent) -> None:
         text = event.get("audit")
-        if text is None:
-            return
-        if not self._pending:
-            self._clock.callLater(0, self.flush)
-        self._pending.append(text)
-
-    def flush(self) -> None:
-        """
-        Forward the lines gathered so far, as one event.
-        """
-        if self._pending:
-            lines, self._pending = self._pending, []
-            self._log.info("{audit}", audit="\n".join(lines))
+        if text is not None:
+            self._lines.add(text)
 
 
 class AuditLog:

@@ -21,6 +21,7 @@ from twisted.python.threadpool import ThreadPool
 from . import messages
 from .accounts import IAccountStore
 from .audit import AuditFileObserver, AuditLog
+from .batch import PassBatch
 from .config import ServerConfig
 from .hub import HubUnavailableError, IHub, encodeLine
 from .limits import (
@@ -76,8 +77,9 @@ class ChatFactory(ServerFactory):
             config.maxRegistrationsPerIp, config.registrationPeriod
         )
         self._allClosed: list[Deferred[None]] = []
-        self._batchWrites = batchWrites
-        self._unflushed: list[ChatProtocol] = []
+        self._unflushed: PassBatch[ChatProtocol] = PassBatch(
+            batchWrites, self._flushAll
+        )
         self._onlineLogCall: IDelayedCall | None = None
         self._lastOnlineLog = float("-inf")
 
@@ -106,16 +108,10 @@ class ChatFactory(ServerFactory):
         the reactor (given as C{batchWrites}; without it, at once), so that
         a client gets everything sent to it in one pass in one write.
         """
-        if self._batchWrites is None:
-            protocol.flush()
-            return
-        if not self._unflushed:
-            self._batchWrites.callLater(0, self._flushAll)
-        self._unflushed.append(protocol)
+        self._unflushed.add(protocol)
 
-    def _flushAll(self) -> None:
-        unflushed, self._unflushed = self._unflushed, []
-        for protocol in unflushed:
+    def _flushAll(self, protocols: list[ChatProtocol]) -> None:
+        for protocol in protocols:
             try:
                 protocol.flush()
             except Exception:
