@@ -2,8 +2,6 @@
 Argon2id password hashing, run in threads so that the reactor never waits.
 """
 
-import ctypes
-import ctypes.util
 import hmac
 import os
 from collections.abc import Callable
@@ -17,30 +15,6 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 T = TypeVar("T")
-
-
-# glibc's mallopt parameter for the size above which memory is mmapped.
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 128 * 1024
-
-
-def returnHashMemory() -> bool:
-    """
-    Have glibc give each hash's 19 MiB back to the system when it is freed.
-
-    By default glibc raises its mmap threshold after the first large free,
-    and from then on each hashing thread keeps 19 MiB in its arena for good;
-    a fixed threshold keeps large blocks mmapped.  Returns whether it could
-    (glibc only).
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
 
 
 def makeHasher() -> PasswordHasher:

@@ -15,7 +15,7 @@ from .accounts import AccountFileError, IAccountStore, JsonAccountStore
 from .audit import AuditFileObserver, AuditLog, BatchedForwarder
 from .config import ServerConfig
 from .hub import IHub, LocalHub
-from .passwords import PasswordHashing, returnHashMemory
+from .passwords import PasswordHashing
 from .presence import PresenceTracker
 from .redisaccounts import RedisAccountStore
 from .redisconn import RedisAddress
@@ -241,7 +241,6 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     # A pool of our own, one thread per core that may hash plus one for
     # account writes: each thread that ever hashed keeps Argon2's 19 MiB in
     # its malloc arena, so the pool's size bounds that memory.
-    returnHashMemory()
     hashes = len(os.sched_getaffinity(0))
     threadpool = ThreadPool(minthreads=0, maxthreads=hashes + 1, name="twisted-chat")
     hashing = PasswordHashing(reactor, threadpool, hashes)
