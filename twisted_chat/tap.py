@@ -238,11 +238,13 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         from twisted.internet import reactor
     config = options.config()
     raiseOpenFilesLimit(config.maxConnections)
-    # A pool of our own, one thread per core that may hash plus one for
-    # account writes: each thread that ever hashed keeps Argon2's 19 MiB in
-    # its malloc arena, so the pool's size bounds that memory.
+    # A pool of our own with one thread per core, shared by hashing (at most
+    # one hash per core at once) and account writes: glibc keeps the 19 MiB
+    # of each Argon2 hash in the arena of every thread that ever hashed, so
+    # the pool's size bounds that memory.  (Returning it to the system
+    # instead costs 40% more CPU per hash in page faults.)
     hashes = len(os.sched_getaffinity(0))
-    threadpool = ThreadPool(minthreads=0, maxthreads=hashes + 1, name="twisted-chat")
+    threadpool = ThreadPool(minthreads=0, maxthreads=hashes, name="twisted-chat")
     hashing = PasswordHashing(reactor, threadpool, hashes)
     hub: IHub
     accounts: IAccountStore
