@@ -11,6 +11,7 @@ import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -109,12 +110,13 @@ class Inflight:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Account:
     """
     One account: the display name and either an Argon2 PHC string or, for an
     entry carried over from the course project's format, its plaintext
-    password (replaced by a hash at the first login).
+    password (replaced by a hash at the first login).  Immutable, so that
+    its line in the file is encoded once.
     """
 
     name: str
@@ -126,6 +128,13 @@ class Account:
             return {"name": self.name, "hash": self.hash}
         assert self.plaintext is not None
         return {"name": self.name, "password": self.plaintext}
+
+    @cached_property
+    def encoded(self) -> str:
+        """
+        This account's entry in the file.
+        """
+        return _dumps(self.toJSON())
 
 
 @dataclass
@@ -184,8 +193,8 @@ class AccountFile:
         Python one, which costs milliseconds per write with many accounts).
         """
         lines = [f'{{"version": {FORMAT_VERSION}, "users": [']
-        entries = [self.accounts[key].toJSON() for key in sorted(self.accounts)]
-        lines.append(",\n".join(" " + _dumps(entry) for entry in entries))
+        entries = [self.accounts[key].encoded for key in sorted(self.accounts)]
+        lines.append(",\n".join(" " + entry for entry in entries))
         if self.unusable:
             lines.append('], "unusable": [')
             lines.append(",\n".join(" " + _dumps(entry) for entry in self.unusable))
@@ -376,7 +385,8 @@ class JsonAccountStore:
 
     def _setPassword(self, account: Account, password: str) -> "Deferred[None]":
         def hashed(stored: str) -> "Deferred[None]":
-            account.hash, account.plaintext = stored, None
+            key = foldName(account.name)
+            self._file.accounts[key] = Account(account.name, hash=stored)
             return self._save()
 
         return self._hashing.hash(password).addCallback(hashed)
