@@ -65,10 +65,43 @@ class RedisAddress:
         )
 
 
+class _InlineParsing:
+    """
+    Parse all the replies a read holds in that read.
+
+    After each bulk string, C{txredisapi} hands the rest of the data to the
+    next pass of the reactor (C{setLineMode} with C{callLater(0, ...)}), so a
+    burst of published lines is taken one per pass, and everything done
+    once per pass (one write per client) is done once per line.  Here the
+    rest is parsed in a loop in the same pass instead (a loop, not a
+    recursive call, so a long burst cannot exhaust the stack).
+    """
+
+    _rest: bytes | None = None
+
+    def setLineMode(self, extra: bytes = b"") -> None:
+        self.line_mode = 1
+        if extra:
+            self._rest = extra
+
+    def dataReceived(self, data: bytes, unpause: bool = False) -> Any:
+        result = super().dataReceived(data, unpause)  # type: ignore[misc]
+        while self._rest is not None and not self.paused:
+            rest, self._rest = self._rest, None
+            result = super().dataReceived(rest)  # type: ignore[misc]
+        return result
+
+
+class _CommandProtocol(_InlineParsing, txredisapi.RedisProtocol):
+    pass
+
+
 class _CommandFactory(txredisapi.RedisFactory):
     """
     A pool of one command connection that reports when it comes and goes.
     """
+
+    protocol = _CommandProtocol
 
     maxDelay = MAX_RECONNECT_DELAY
 
@@ -95,7 +128,7 @@ class _CommandFactory(txredisapi.RedisFactory):
         self._onChange(False)
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):
+class _Subscriber(_InlineParsing, txredisapi.SubscriberProtocol):
     def messageReceived(self, pattern: object, channel: str, message: str) -> None:
         self.factory.onMessage(channel, message)
 
