@@ -480,3 +480,31 @@ def test_bad_redis_urls(url: str) -> None:
     """
     with pytest.raises(ValueError):
         RedisAddress.fromURL(url)
+
+
+def test_subscriber_parses_a_whole_read_at_once() -> None:
+    """
+    When one read from Redis holds several published lines, the node handles
+    them all in that read (txredisapi alone would take one per reactor pass).
+    """
+    from twisted.internet.testing import StringTransport
+
+    from twisted_chat.redisconn import _Subscriber
+
+    received: list[tuple[str, str]] = []
+
+    class Factory:
+        def onMessage(self, channel: str, message: str) -> None:
+            received.append((channel, message))
+
+    protocol = _Subscriber(convertNumbers=False)
+    protocol.factory = Factory()
+    protocol.makeConnection(StringTransport())
+    messages = [f"k\nuser > line {i}" for i in range(300)]
+    data = b"".join(
+        b"*3\r\n$7\r\nmessage\r\n$8\r\ntc:group\r\n$%d\r\n%s\r\n"
+        % (len(m.encode()), m.encode())
+        for m in messages
+    )
+    protocol.dataReceived(data)
+    assert received == [("tc:group", m) for m in messages]

@@ -86,7 +86,7 @@ class _InlineParsing:
 
     def dataReceived(self, data: bytes, unpause: bool = False) -> Any:
         result = super().dataReceived(data, unpause)  # type: ignore[misc]
-        while self._rest is not None and not self.paused:
+        while self._rest is not None:
             rest, self._rest = self._rest, None
             result = super().dataReceived(rest)  # type: ignore[misc]
         return result
