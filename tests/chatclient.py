@@ -177,6 +177,33 @@ class ChatClient(Protocol):
             self.transport.abortConnection()
 
 
+async def goPrivate(
+    requester: ChatClient,
+    target: ChatClient,
+    requesterName: str,
+    targetName: str,
+    answer: str = "y",
+    asked: str | None = None,
+) -> None:
+    """
+    Have C{requester} ask C{target} for a private chat (as C{@PM asked},
+    by default the target's name) and C{target} accept with C{answer};
+    check every line of that exchange on both sides.
+    """
+    requester.send(f"@PM {asked or targetName}")
+    await requester.expect(f"Private chat request sent to {targetName}.")
+    await target.expect(
+        f"The user {requesterName} wants to have a private chat with you (Y/N)?"
+    )
+    target.send(answer)
+    await target.expect(
+        f"You are now in a private chat with {requesterName}. Type EXIT PM to leave."
+    )
+    await requester.expect(
+        f"You are now in a private chat with {targetName}. Type EXIT PM to leave."
+    )
+
+
 class Server:
     """
     The plugin's service running in this process on 127.0.0.1, and the
@@ -240,12 +267,11 @@ class Server:
         return self.auditLog.read_text("utf-8").splitlines()
 
 
-def options(directory: Path, *extra: str) -> tap.Options:
+def serverArguments(directory: Path, *extra: str) -> list[str]:
     """
-    Parsed plugin options for a server bound to 127.0.0.1 ephemeral ports
-    with its files in C{directory}.
+    The C{twistd chat} arguments of a server bound to 127.0.0.1 ephemeral
+    ports (unless C{extra} has a C{--listen}) with its files in C{directory}.
     """
-    opts = tap.Options()
     arguments = [
         "--users",
         str(directory / "users.json"),
@@ -259,7 +285,15 @@ def options(directory: Path, *extra: str) -> tap.Options:
     ]
     if "--listen" not in extra:
         arguments += ["--listen", "tcp:0:interface=127.0.0.1"]
-    opts.parseOptions(arguments)
+    return arguments
+
+
+def options(directory: Path, *extra: str) -> tap.Options:
+    """
+    Parsed plugin options for L{serverArguments}.
+    """
+    opts = tap.Options()
+    opts.parseOptions(serverArguments(directory, *extra))
     return opts
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
+from chatclient import serverArguments
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
@@ -127,22 +128,6 @@ class LineClient(Protocol):
 async def connect(port: int) -> LineClient:
     endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=TIMEOUT)
     return await connectProtocol(endpoint, LineClient())
-
-
-def serverArguments(directory: Path, *extra: str) -> list[str]:
-    return [
-        "--listen",
-        "tcp:0:interface=127.0.0.1",
-        "--udp-port",
-        "0",
-        "--udp-interface",
-        "127.0.0.1",
-        "--users",
-        str(directory / "users.json"),
-        "--audit-log",
-        str(directory / "server.log"),
-        *extra,
-    ]
 
 
 class InProcess:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from chatclient import ChatClient, Server, options, running
+from chatclient import ChatClient, Server, goPrivate, options, running
 from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
@@ -234,16 +234,7 @@ async def test_private_chat_flow(tmp_path: Path) -> None:
     """
     async with running(tmp_path) as server:
         alice, bob, carol = await server.logins("alice", "bob", "carol")
-        alice.send("@PM Bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
-        bob.send("y")
-        await bob.expect(
-            "You are now in a private chat with alice. Type EXIT PM to leave."
-        )
-        await alice.expect(
-            "You are now in a private chat with bob. Type EXIT PM to leave."
-        )
+        await goPrivate(alice, bob, "alice", "bob", asked="Bob")
 
         alice.send("just between us")
         await bob.expect("alice > just between us")
@@ -399,16 +390,7 @@ async def test_partner_disconnects(tmp_path: Path) -> None:
     """
     async with running(tmp_path) as server:
         alice, bob, carol = await server.logins("alice", "bob", "carol")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
-        bob.send("Y")
-        await bob.expect(
-            "You are now in a private chat with alice. Type EXIT PM to leave."
-        )
-        await alice.expect(
-            "You are now in a private chat with bob. Type EXIT PM to leave."
-        )
+        await goPrivate(alice, bob, "alice", "bob", "Y")
         bob.close()
         await alice.expect("Your partner bob left pm!", "* bob left the chat.")
         await carol.expect("* bob left the chat.")
@@ -528,16 +510,7 @@ async def test_takeover_keeps_private_chat(tmp_path: Path) -> None:
     """
     async with running(tmp_path) as server:
         alice, bob, carol = await server.logins("alice", "bob", "carol")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
-        bob.send("Y")
-        await bob.expect(
-            "You are now in a private chat with alice. Type EXIT PM to leave."
-        )
-        await alice.expect(
-            "You are now in a private chat with bob. Type EXIT PM to leave."
-        )
+        await goPrivate(alice, bob, "alice", "bob", "Y")
 
         newAlice = await server.connect()
         await newAlice.login("Alice", "secret")
@@ -757,16 +730,7 @@ async def test_audit_log_lines(tmp_path: Path) -> None:
         alicePort = alice.transport.getHost().port
         alice.send("public words")
         await bob.expect("alice > public words")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
-        bob.send("Y")
-        await bob.expect(
-            "You are now in a private chat with alice. Type EXIT PM to leave."
-        )
-        await alice.expect(
-            "You are now in a private chat with bob. Type EXIT PM to leave."
-        )
+        await goPrivate(alice, bob, "alice", "bob", "Y")
         alice.send("private words")
         await bob.expect("alice > private words")
         alice.send("EXIT PM")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from chatclient import ChatClient, Server, running
+from chatclient import ChatClient, Server, goPrivate, running, serverArguments
 from redisserver import RedisServer
 from twisted.internet import reactor
 from twisted.internet.defer import succeed
@@ -196,12 +196,7 @@ async def test_takeover_across_nodes(tmp_path: Path, redis: RedisServer) -> None
         alice = await a.user("alice", "pw")
         bob = await b.user("bob")
         await alice.expect("* bob joined the chat.")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.next()
-        bob.send("@ACCEPT")
-        await bob.next()
-        await alice.next()
+        await goPrivate(alice, bob, "alice", "bob", "@ACCEPT")
 
         again = await c.user("alice", "pw")
         await alice.expect("You logged in from another connection.")
@@ -251,11 +246,7 @@ def startNode(directory: Path, url: str) -> tuple[subprocess.Popen[bytes], int]:
             sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
             "-n", "--pidfile=",
             "--logfile", str(log), "chat",
-            "--hub", url, "--hub-ttl", TTL,
-            "--listen", "tcp:0:interface=127.0.0.1",
-            "--udp-port", "0", "--udp-interface", "127.0.0.1",
-            "--users", str(directory / "users.json"),
-            "--audit-log", str(directory / "server.log"),
+            *serverArguments(directory, "--hub", url, "--hub-ttl", TTL),
         ],
         cwd=directory,
     )  # fmt: skip
@@ -284,13 +275,7 @@ async def test_killed_node_users_leave(tmp_path: Path, redis: RedisServer) -> No
             bob = await a.connect(port=port)
             await bob.login("bob", "pw")
             await alice.expect("* bob joined the chat.")
-            alice.send("@PM bob")
-            await alice.expect("Private chat request sent to bob.")
-            await bob.next()
-            bob.send("y")
-            await alice.expect(
-                "You are now in a private chat with bob. Type EXIT PM to leave."
-            )
+            await goPrivate(alice, bob, "alice", "bob")
             killedAt = reactor.seconds()
             os.kill(process.pid, signal.SIGKILL)
             process.wait(WAIT)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chatclient import serverArguments
 
 STARTUP_TIMEOUT = 20.0
 TIMEOUT = 5.0
@@ -119,16 +120,7 @@ class Twistd:
                 "--logfile",
                 str(self.log),
                 "chat",
-                "--listen",
-                "tcp:0:interface=127.0.0.1",
-                "--udp-port",
-                "0",
-                "--udp-interface",
-                "127.0.0.1",
-                "--users",
-                str(self.users),
-                "--audit-log",
-                str(self.auditLog),
+                *serverArguments(directory),
             ],
             cwd=directory,
             stdin=subprocess.DEVNULL,
