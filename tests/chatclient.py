@@ -264,6 +264,12 @@ class Server:
         return clients
 
     def auditLines(self) -> list[str]:
+        """
+        The lines of the audit log, with those the server still holds back
+        (it writes at most every few tenths of a second) written first.
+        """
+        for output in self.service.auditOutputs:
+            output.flush()
         return self.auditLog.read_text("utf-8").splitlines()
 
 

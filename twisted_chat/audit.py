@@ -8,6 +8,8 @@ own log.  Private-chat text and passwords are never passed here.
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import ILogObserver, LogEvent, Logger, LogPublisher
@@ -29,6 +31,11 @@ LOGGED_OUT = "{name} logged out."
 LOST_CONNECTION = "Lost connection from {name}"
 ONLINE_USERS = "Online users ({count}): {names}"
 ONLINE_USERS_LIMIT = 50
+# Under a steady load, audit lines go out at most this often (seconds): one
+# write to the file, and one event to twistd's log, for all lines since the
+# last.  A lone event still goes at the end of its reactor pass.
+WRITE_INTERVAL = 0.1
+
 HEARTBEAT_LOST = (
     "Could not receive any heartbeat from USER: {name} for {timeout:g} secs "
     "and he/she became offline!"
@@ -40,10 +47,35 @@ def formatTimestamp(when: float) -> str:
     C{YYYY-MM-DD HH:MM:SS,mmm} in local time, as Python's logging writes it.
     """
     seconds = int(when)
-    milliseconds = int((when - seconds) * 1000)
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + (
-        f",{milliseconds:03d}"
-    )
+    return f"{_formatSecond(seconds)},{int((when - seconds) * 1000):03d}"
+
+
+@lru_cache(maxsize=4)
+def _formatSecond(seconds: int) -> str:
+    """
+    C{YYYY-MM-DD HH:MM:SS} in local time: the same for every line of a
+    second, so formatted once.
+    """
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+class AuditOutput(Protocol):
+    """
+    Where audit events go: a log observer that holds lines back for a
+    while, and so must be closed to pass on the last of them.
+    """
+
+    def __call__(self, event: LogEvent) -> None: ...
+
+    def flush(self) -> None:
+        """
+        Pass on the lines held back so far.
+        """
+
+    def close(self) -> None:
+        """
+        Pass on the lines held back, and stop.
+        """
 
 
 @implementer(ILogObserver)
@@ -51,20 +83,24 @@ class AuditFileObserver:
     """
     Write audit events, one timestamped line each, to a rotating log file.
 
-    Given a clock, the lines of one pass of the reactor are written together
-    at its end (the file is unbuffered: one system call per write).
+    Given a clock, lines are written together at the end of a reactor pass,
+    at most every L{WRITE_INTERVAL} seconds (the file is unbuffered: one
+    system call per write).
     """
 
     def __init__(self, logfile: LogFile, clock: IReactorTime | None = None) -> None:
         self._logfile = logfile
         self._lines: PassBatch[str] = PassBatch(
-            clock, lambda lines: logfile.write("".join(lines))
+            clock, lambda lines: logfile.write("".join(lines)), WRITE_INTERVAL
         )
 
     def __call__(self, event: LogEvent) -> None:
         text = event.get("audit")
         if text is not None:
             self._lines.add(f"{formatTimestamp(event['log_time'])} {text}\n")
+
+    def flush(self) -> None:
+        self._lines.flush()
 
     def close(self) -> None:
         self._lines.flush()
@@ -90,21 +126,30 @@ class AuditFileObserver:
 @implementer(ILogObserver)
 class BatchedForwarder:
     """
-    Pass audit lines on to another observer (twistd's log) in batches: the
-    lines of one pass of the reactor go as one event, so that a busy chat
-    costs twistd's log one formatted, flushed write per pass, not per line.
+    Pass audit lines on to another observer (twistd's log) in batches, as
+    one event at most every L{WRITE_INTERVAL} seconds, so that a busy chat
+    costs twistd's log a few formatted, flushed writes a second, not one
+    per line.
     """
 
     def __init__(self, observer: ILogObserver, clock: IReactorTime) -> None:
         log = Logger(namespace=NAMESPACE, observer=observer)
         self._lines: PassBatch[str] = PassBatch(
-            clock, lambda lines: log.info("{audit}", audit="\n".join(lines))
+            clock,
+            lambda lines: log.info("{audit}", audit="\n".join(lines)),
+            WRITE_INTERVAL,
         )
 
     def __call__(self, event: LogEvent) -> None:
         text = event.get("audit")
         if text is not None:
             self._lines.add(text)
+
+    def flush(self) -> None:
+        self._lines.flush()
+
+    def close(self) -> None:
+        self._lines.flush()
 
 
 class AuditLog:

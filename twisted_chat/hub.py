@@ -207,6 +207,9 @@ class LocalHub:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._group: dict[str, Session] = {}
+        # The clients of the group's sessions, for the fan-out loop; rebuilt
+        # after the group changes (None until then).
+        self._groupClients: tuple[IChatClient, ...] | None = None
         self._partners: dict[str, str] = {}
         self._requests: dict[str, _PendingRequest] = {}
 
@@ -229,11 +232,16 @@ class LocalHub:
 
     def _sendToGroup(self, text: str, exclude: Session | None) -> None:
         data = encodeLine(text)
-        # A copy: a delivery may end a session (a full send queue) and so
-        # change the group while we loop.
-        for session in tuple(self._group.values()):
-            if session is not exclude:
-                session.client.deliver(data)
+        # A snapshot: a delivery may end a session (a full send queue) and
+        # so change the group while we loop.
+        clients = self._groupClients
+        if clients is None:
+            clients = tuple(session.client for session in self._group.values())
+            self._groupClients = clients
+        skip = exclude.client if exclude is not None else None
+        for client in clients:
+            if client is not skip:
+                client.deliver(data)
 
     def attach(self, session: Session) -> "Deferred[bool]":
         old = self._sessions.get(session.key)
@@ -241,6 +249,7 @@ class LocalHub:
         if old is not None:
             if session.key in self._group:
                 self._group[session.key] = session
+                self._groupClients = None
             for request in self._requests.values():
                 if request.requester is old:
                     request.requester = session
@@ -250,6 +259,7 @@ class LocalHub:
             return succeed(True)
         self._sendToGroup(messages.JOINED.format(name=session.name), None)
         self._group[session.key] = session
+        self._groupClients = None
         return succeed(False)
 
     def detach(self, session: Session) -> "Deferred[Departure | None]":
@@ -273,6 +283,7 @@ class LocalHub:
             self._send(partner.key, messages.PARTNER_LEFT.format(name=session.name))
         del self._sessions[session.key]
         self._group.pop(session.key, None)
+        self._groupClients = None
         self._sendToGroup(messages.LEFT.format(name=session.name), None)
         return succeed(Departure(partner.name if partner else None))
 
@@ -379,6 +390,7 @@ class LocalHub:
         self._partners[second.key] = first.key
         self._group.pop(first.key, None)
         self._group.pop(second.key, None)
+        self._groupClients = None
 
     def _unpair(self, session: Session) -> Session | None:
         partnerKey = self._partners.pop(session.key, None)
@@ -388,6 +400,7 @@ class LocalHub:
         partner = self._sessions[partnerKey]
         self._group[partnerKey] = partner
         self._group[session.key] = self._sessions[session.key]
+        self._groupClients = None
         return partner
 
     def checkInvariants(self) -> Iterable[str]:

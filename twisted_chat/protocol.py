@@ -89,6 +89,7 @@ class ChatProtocol(LineReceiver):
         self._sendqVerdict: IDelayedCall | None = None
         self._outgoing: list[bytes] = []
         self._socket: socket.socket | None = None
+        self._writeDirect = False
         self._stage: Callable[[str], None] = self._receiveUsername
         self._pendingName: str | None = None
         self._failedLogins = 0
@@ -111,6 +112,7 @@ class ChatProtocol(LineReceiver):
         handle = getattr(self.transport, "getHandle", lambda: None)()
         if isinstance(handle, socket.socket) and _transportIdle(self.transport):
             self._socket = handle
+            self._writeDirect = True
             # Bound what the kernel buffers for a client that does not read
             # (Linux grows it to megabytes otherwise), so that the send-queue
             # limit, not the kernel, decides, and memory stays bounded.
@@ -164,23 +166,34 @@ class ChatProtocol(LineReceiver):
         if not queue:
             return
         data = queue[0] if len(queue) == 1 else b"".join(queue)
-        self._outgoing = []
-        if self._socket is not None and _transportIdle(self.transport):
+        queue.clear()
+        if self._writeDirect or self._mayWriteDirect():
             try:
-                sent = self._socket.send(data)
+                sent = self._socket.send(data)  # type: ignore[union-attr]
             except OSError:
                 sent = 0  # the transport will find the error when it writes
             if sent == len(data):
                 return
             data = data[sent:]
+            self._writeDirect = False
         self._countUnsent(len(data))
         self.transport.write(data)
 
-    def _close(self) -> None:
+    def _mayWriteDirect(self) -> bool:
+        """
+        Whether writing to the socket itself keeps the order of the bytes,
+        because the transport has sent all it was given; remembered until
+        the next write through the transport.
+        """
+        self._writeDirect = self._socket is not None and _transportIdle(self.transport)
+        return self._writeDirect
+
+    def close(self) -> None:
         """
         Send what is queued, then close the connection.
         """
         self.flush()
+        self._writeDirect = False
         self.transport.loseConnection()
 
     def _countUnsent(self, size: int) -> None:
@@ -285,7 +298,7 @@ class ChatProtocol(LineReceiver):
     def _loginTimedOut(self) -> None:
         self._loginTimer = None
         self.sendText(messages.LOGIN_TIMED_OUT)
-        self._close()
+        self.close()
 
     def _floodPaused(self) -> None:
         """
@@ -307,7 +320,7 @@ class ChatProtocol(LineReceiver):
         self.session = None
         self.factory.presence.untrack(self)
         self.sendText(messages.LOGGED_IN_ELSEWHERE)
-        self._close()
+        self.close()
 
     # Framing
 
@@ -342,7 +355,7 @@ class ChatProtocol(LineReceiver):
         self.log.warn("Excess flood: dropping {peer}", peer=self._peer())
         self._buffer = b""
         self.sendText(messages.EXCESS_FLOOD)
-        self._close()
+        self.close()
 
     def _handleBufferedLines(self) -> None:
         start = 0
@@ -419,7 +432,7 @@ class ChatProtocol(LineReceiver):
         self.log.failure("Error in the session of {peer}", failure, peer=self._peer())
         if self.connected:
             self.sendText(messages.SERVER_ERROR)
-            self._close()
+            self.close()
 
     def _peer(self) -> str:
         peer = self.transport.getPeer()
@@ -497,7 +510,7 @@ class ChatProtocol(LineReceiver):
                 self.factory.config.maxFailedLogins or sys.maxsize
             ):
                 self.sendText(messages.TOO_MANY_FAILED_LOGINS)
-                self._close()
+                self.close()
             else:
                 self.sendText(messages.WRONG_PASSWORD)
                 self.prompt(messages.PROMPT_USERNAME)
@@ -698,7 +711,7 @@ class ChatProtocol(LineReceiver):
         assert session is not None
         self.sendText(messages.GOODBYE.format(name=session.name))
         self._leave(self.factory.audit.loggedOut)
-        self._close()
+        self.close()
 
 
 def _transportIdle(transport: Any) -> bool:

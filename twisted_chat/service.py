@@ -3,6 +3,8 @@ The server of one node: the factory that makes a protocol per connection and
 holds what they share, and the services that listen and shut down cleanly.
 """
 
+from collections.abc import Callable, Sequence
+
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -20,7 +22,7 @@ from twisted.python.threadpool import ThreadPool
 
 from . import messages
 from .accounts import IAccountStore
-from .audit import AuditFileObserver, AuditLog
+from .audit import AuditLog, AuditOutput
 from .batch import PassBatch
 from .config import ServerConfig
 from .hub import HubUnavailableError, IHub, encodeLine
@@ -77,9 +79,12 @@ class ChatFactory(ServerFactory):
             config.maxRegistrationsPerIp, config.registrationPeriod
         )
         self._allClosed: list[Deferred[None]] = []
-        self._unflushed: PassBatch[ChatProtocol] = PassBatch(
+        # Have a protocol write its queued output at the end of this pass of
+        # the reactor (given as batchWrites; without it, at once), so that a
+        # client gets everything sent to it in one pass in one write.
+        self.flushSoon: Callable[[ChatProtocol], None] = PassBatch(
             batchWrites, self._flushAll
-        )
+        ).add
         self._onlineLogCall: IDelayedCall | None = None
         self._lastOnlineLog = float("-inf")
 
@@ -101,14 +106,6 @@ class ChatFactory(ServerFactory):
         protocol = ChatProtocol(key)
         protocol.factory = self
         return protocol
-
-    def flushSoon(self, protocol: ChatProtocol) -> None:
-        """
-        Have C{protocol} write its queued output at the end of this pass of
-        the reactor (given as C{batchWrites}; without it, at once), so that
-        a client gets everything sent to it in one pass in one write.
-        """
-        self._unflushed.add(protocol)
 
     def _flushAll(self, protocols: list[ChatProtocol]) -> None:
         for protocol in protocols:
@@ -236,13 +233,13 @@ class ChatService(MultiService):
         self,
         factory: ChatFactory,
         reactor: IReactorTime,
-        auditFile: AuditFileObserver | None = None,
+        auditOutputs: Sequence[AuditOutput] = (),
         threadpool: ThreadPool | None = None,
     ) -> None:
         super().__init__()
         self.factory = factory
         self.reactor = reactor
-        self.auditFile = auditFile
+        self.auditOutputs = auditOutputs
         self.threadpool = threadpool
 
     def startService(self) -> None:
@@ -273,8 +270,8 @@ class ChatService(MultiService):
 
     def _closeLogs(self) -> None:
         self.factory.stopLogging()
-        if self.auditFile is not None:
-            self.auditFile.close()
+        for output in self.auditOutputs:
+            output.close()
         if self.threadpool is not None:
             self.threadpool.stop()
 
@@ -285,8 +282,7 @@ class ChatService(MultiService):
         """
         factory = self.factory
         for protocol in list(factory.connections):
-            protocol.flush()
-            protocol.transport.loseConnection()
+            protocol.close()
             # Input was paused for the shutdown, but a TLS connection closes
             # only once it reads the peer's close_notify (lines that arrive
             # are not handled: the protocol itself stays paused).

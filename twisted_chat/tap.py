@@ -263,19 +263,20 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         config.auditLogRotatedFiles,
         clock=reactor,
     )
+    forwarder = BatchedForwarder(globalLogPublisher, reactor)
     presence = PresenceTracker(
         reactor, config.heartbeatInterval, config.heartbeatTimeout
     )
     factory = ChatFactory(
         hub,
         accounts,
-        AuditLog(auditFile, BatchedForwarder(globalLogPublisher, reactor)),
+        AuditLog(auditFile, forwarder),
         presence,
         reactor,
         config,
         batchWrites=reactor,
     )
-    service = ChatService(factory, reactor, auditFile, threadpool)
+    service = ChatService(factory, reactor, (auditFile, forwarder), threadpool)
     for description in config.listen:
         ListenerService(description, factory, reactor).setServiceParent(service)
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
