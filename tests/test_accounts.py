@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from twisted_chat import accounts
@@ -25,7 +26,12 @@ from twisted_chat.accounts import (
     JsonAccountStore,
     writeAtomically,
 )
-from twisted_chat.passwords import PasswordHashing, makeHasher, plaintextMatches
+from twisted_chat.passwords import (
+    RELEASE_MEMORY_AFTER,
+    PasswordHashing,
+    makeHasher,
+    plaintextMatches,
+)
 
 # Cheap Argon2 parameters keep these tests fast; real ones are used sparingly.
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -57,6 +63,9 @@ class QueuedThreadPool:
         self.queue.append((onResult, f, args))
         if self.immediate:
             self.runAll()
+
+    def callInThread(self, f: Callable[..., Any], *args: Any) -> None:
+        self.callInThreadWithCallback(lambda succeeded, result: None, f, *args)
 
     def runOne(self) -> None:
         onResult, f, args = self.queue.pop(0)
@@ -533,6 +542,35 @@ class TestPasswordHashing:
         assert len(pool.queue) == 2
         pool.runAll()
         assert all(FAST.verify(result(d), f"pw{i}") for i, d in enumerate(ds))
+
+    def test_memoryReleasedAfterBurst(self) -> None:
+        """
+        When hashing stops for a second, the server gives the hashes' memory
+        back (in a pool thread), once per burst and not while hashing goes on.
+        """
+        pool, clock, released = QueuedThreadPool(), Clock(), []
+        hashing = PasswordHashing(
+            SyncReactor(),  # type: ignore[arg-type]
+            pool,  # type: ignore[arg-type]
+            limit=2,
+            hasher=FAST,
+            clock=clock,
+            release=lambda: released.append(clock.seconds()),
+        )
+        ds = [hashing.hash(f"pw{i}") for i in range(3)]
+        pool.runOne()
+        clock.advance(RELEASE_MEMORY_AFTER)
+        assert pool.queue and not released  # two still hashing
+        pool.runAll()
+        assert all(fired(d) for d in ds)
+        clock.advance(RELEASE_MEMORY_AFTER / 2)
+        late = hashing.hash("late")
+        clock.advance(RELEASE_MEMORY_AFTER / 2)
+        assert len(pool.queue) == 1  # the late hash, no release yet
+        pool.runAll()
+        clock.advance(RELEASE_MEMORY_AFTER)
+        pool.runAll()
+        assert fired(late) and released == [3 * RELEASE_MEMORY_AFTER]
 
     def test_plaintextMatches(self) -> None:
         """When an old plaintext password is compared, the server matches it exactly."""

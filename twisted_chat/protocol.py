@@ -75,10 +75,32 @@ class ChatProtocol(LineReceiver):
     factory: "ChatFactory"
     log = Logger()
 
+    # Slots keep a session small (ten thousand idle ones should fit in well
+    # under 100 MB); Twisted's own attributes stay in the instance dict.
+    __slots__ = (
+        "_discarding",
+        "_failedLogins",
+        "_flood",
+        "_lastSlowDown",
+        "_loginTimeLeft",
+        "_loginTimer",
+        "_outgoing",
+        "_pauseReasons",
+        "_pendingName",
+        "_sendqPaused",
+        "_sendqVerdict",
+        "_sentWhilePaused",
+        "_socket",
+        "_stage",
+        "_writeDirect",
+        "addressKey",
+        "session",
+    )
+
     def __init__(self, addressKey: str | None = None) -> None:
         self.session: Session | None = None
         self.addressKey = addressKey
-        self._pauseReasons: set[str] = set()
+        self._pauseReasons: frozenset[str] = frozenset()
         self._discarding = False
         self._flood: TokenBucket | None = None
         self._lastSlowDown = float("-inf")
@@ -390,13 +412,13 @@ class ChatProtocol(LineReceiver):
         """
         if not self._pauseReasons:
             self.pauseProducing()
-        self._pauseReasons.add(reason)
+        self._pauseReasons |= {reason}
 
     def resumeFrom(self, reason: str) -> None:
         """
         Drop C{reason} for pausing; resume input if no other reason holds.
         """
-        self._pauseReasons.discard(reason)
+        self._pauseReasons -= {reason}
         if not self._pauseReasons and self.paused and self.connected:
             self.resumeProducing()
 

@@ -15,7 +15,7 @@ from .accounts import AccountFileError, IAccountStore, JsonAccountStore
 from .audit import AuditFileObserver, AuditLog, BatchedForwarder
 from .config import ServerConfig
 from .hub import IHub, LocalHub
-from .passwords import PasswordHashing
+from .passwords import PasswordHashing, shareOneArena
 from .presence import PresenceTracker
 from .redisaccounts import RedisAccountStore
 from .redisconn import RedisAddress
@@ -245,7 +245,8 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     # instead costs 40% more CPU per hash in page faults.)
     hashes = len(os.sched_getaffinity(0))
     threadpool = ThreadPool(minthreads=0, maxthreads=hashes, name="twisted-chat")
-    hashing = PasswordHashing(reactor, threadpool, hashes)
+    shareOneArena()
+    hashing = PasswordHashing(reactor, threadpool, hashes, clock=reactor)
     hub: IHub
     accounts: IAccountStore
     if config.hub is None:
