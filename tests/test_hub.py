@@ -37,6 +37,8 @@ class FakeClient:
         assert data.endswith(b"\r\n")
         self.lines.extend(data.decode("utf-8")[:-2].split("\r\n"))
 
+    announce = deliver
+
     def supersede(self) -> None:
         self.superseded = True
 

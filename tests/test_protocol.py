@@ -14,7 +14,7 @@ from twisted_chat import messages
 from twisted_chat.config import ServerConfig
 from twisted_chat.hub import LocalHub, Session
 from twisted_chat.protocol import ChatProtocol
-from twisted_chat.service import ChatFactory
+from twisted_chat.service import NOTICE_INTERVAL, ChatFactory
 from twisted_chat.testing import MemoryAccountStore, connect, makeFactory
 
 WELCOME = "Welcome to twisted-chat. An unknown name creates an account.\r\nUsername: "
@@ -60,12 +60,19 @@ class Chat:
     (password C{pw}), and helpers to log in.
     """
 
-    def __init__(self, store: Any = None, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: Any = None,
+        config: ServerConfig | None = None,
+        batchWrites: bool = False,
+    ) -> None:
         self.clock = Clock()
         self.store = store or MemoryAccountStore(
             {name: "pw" for name in ["alice", "bob", "carol", "dave"]}
         )
-        self.factory, self.audit = makeFactory(self.clock, self.store, config)
+        self.factory, self.audit = makeFactory(
+            self.clock, self.store, config, batchWrites
+        )
         self.ports = iter(range(40000, 50000))
 
     @property
@@ -253,6 +260,44 @@ class TestLogin:
         assert chat.hub.sessionCount == 1
         assert bob.take() == ""
         assert chat.invariants() == []
+
+
+class TestWriteBatching:
+    def test_noticesShareWrites(self) -> None:
+        """
+        When people join one after another, the server sends a lone join
+        notice at the end of its pass, holds later ones for up to
+        NOTICE_INTERVAL to send them together, and sends the held ones
+        first when a chat line comes.
+        """
+        chat = Chat(batchWrites=True)
+
+        def arrive(name: str) -> Client:
+            client = chat.connect()
+            client.send(f"{name}\npw\n")
+            chat.clock.advance(0)
+            assert client.take().endswith(crlf(messages.LOGIN_SUCCESS))
+            return client
+
+        alice = arrive("alice")
+        arrive("bob")
+        assert alice.take() == crlf("* bob joined the chat.")
+        carol = arrive("carol")
+        assert alice.take() == ""
+        chat.clock.advance(NOTICE_INTERVAL / 2)
+        arrive("dave")
+        assert alice.take() == ""
+        chat.clock.advance(NOTICE_INTERVAL / 2)
+        assert alice.take() == crlf(
+            "* carol joined the chat.", "* dave joined the chat."
+        )
+        arrive("erin")
+        carol.line("hello")
+        assert alice.take() == ""
+        chat.clock.advance(0)
+        assert alice.take() == crlf("* erin joined the chat.", "carol > hello")
+        chat.clock.advance(NOTICE_INTERVAL)
+        assert alice.take() == ""
 
 
 class TestGroup:

@@ -39,6 +39,13 @@ class IChatClient(Interface):
         Send C{data}, one or more encoded lines, to this client.
         """
 
+    def announce(data: bytes) -> None:
+        """
+        Send C{data}, a notice that someone joined or left, which may wait
+        a moment to share a write with other lines: a crowd arriving costs
+        each client a few writes a second, not one per arrival.
+        """
+
     def supersede() -> None:
         """
         Tell this client that its user logged in elsewhere, and close it.
@@ -230,18 +237,29 @@ class LocalHub:
         if session is not None:
             session.client.deliver(encodeLine(text))
 
-    def _sendToGroup(self, text: str, exclude: Session | None) -> None:
-        data = encodeLine(text)
-        # A snapshot: a delivery may end a session (a full send queue) and
-        # so change the group while we loop.
+    def _groupSnapshot(self) -> tuple[IChatClient, ...]:
+        """
+        The clients of the group's sessions, kept until the group changes.
+        A snapshot: a delivery may end a session (a full send queue) and so
+        change the group while the caller loops.
+        """
         clients = self._groupClients
         if clients is None:
             clients = tuple(session.client for session in self._group.values())
             self._groupClients = clients
+        return clients
+
+    def _sendToGroup(self, text: str, exclude: Session | None) -> None:
+        data = encodeLine(text)
         skip = exclude.client if exclude is not None else None
-        for client in clients:
+        for client in self._groupSnapshot():
             if client is not skip:
                 client.deliver(data)
+
+    def _announceToGroup(self, text: str) -> None:
+        data = encodeLine(text)
+        for client in self._groupSnapshot():
+            client.announce(data)
 
     def attach(self, session: Session) -> "Deferred[bool]":
         old = self._sessions.get(session.key)
@@ -257,7 +275,7 @@ class LocalHub:
                     request.target = session
             old.client.supersede()
             return succeed(True)
-        self._sendToGroup(messages.JOINED.format(name=session.name), None)
+        self._announceToGroup(messages.JOINED.format(name=session.name))
         self._group[session.key] = session
         self._groupClients = None
         return succeed(False)
@@ -284,7 +302,7 @@ class LocalHub:
         del self._sessions[session.key]
         self._group.pop(session.key, None)
         self._groupClients = None
-        self._sendToGroup(messages.LEFT.format(name=session.name), None)
+        self._announceToGroup(messages.LEFT.format(name=session.name))
         return succeed(Departure(partner.name if partner else None))
 
     def say(self, session: Session, text: str) -> "Deferred[bool]":

@@ -81,6 +81,7 @@ class ChatProtocol(LineReceiver):
         "_discarding",
         "_failedLogins",
         "_flood",
+        "_flushPlanned",
         "_lastSlowDown",
         "_loginTimeLeft",
         "_loginTimer",
@@ -110,6 +111,7 @@ class ChatProtocol(LineReceiver):
         self._sentWhilePaused = 0
         self._sendqVerdict: IDelayedCall | None = None
         self._outgoing: list[bytes] = []
+        self._flushPlanned = False
         self._socket: socket.socket | None = None
         self._writeDirect = False
         self._stage: Callable[[str], None] = self._receiveUsername
@@ -172,10 +174,20 @@ class ChatProtocol(LineReceiver):
         the factory says (at the end of the reactor's pass), so a client that
         gets many lines at once costs one system call, not one per line.
         """
+        self._outgoing.append(data)
+        if not self._flushPlanned:
+            self._flushPlanned = True
+            self.factory.flushSoon(self)
+
+    def announce(self, data: bytes) -> None:
+        """
+        Queue C{data}, a notice, to go out with the next write, which the
+        factory makes at most a few times a second when notices crowd in.
+        """
         queue = self._outgoing
         queue.append(data)
         if len(queue) == 1:
-            self.factory.flushSoon(self)
+            self.factory.flushLater(self)
 
     def flush(self) -> None:
         """
@@ -184,6 +196,7 @@ class ChatProtocol(LineReceiver):
         what the socket does not take through the transport, where it counts
         against the send-queue limit.
         """
+        self._flushPlanned = False
         queue = self._outgoing
         if not queue:
             return

@@ -38,6 +38,11 @@ from .protocol import ChatProtocol
 
 ONLINE_LOG_INTERVAL = 1.0
 
+# Seconds between writes of join and leave notices to a client while they
+# crowd in (a lone notice goes at once): ten thousand people logging in one
+# after another would otherwise cost every client a write per arrival.
+NOTICE_INTERVAL = 0.2
+
 
 class ChatFactory(ServerFactory):
     """
@@ -84,6 +89,11 @@ class ChatFactory(ServerFactory):
         # client gets everything sent to it in one pass in one write.
         self.flushSoon: Callable[[ChatProtocol], None] = PassBatch(
             batchWrites, self._flushAll
+        ).add
+        # The same for a protocol that has only notices queued, at most
+        # every NOTICE_INTERVAL seconds.
+        self.flushLater: Callable[[ChatProtocol], None] = PassBatch(
+            batchWrites, self._flushAll, NOTICE_INTERVAL
         ).add
         self._onlineLogCall: IDelayedCall | None = None
         self._lastOnlineLog = float("-inf")

@@ -81,10 +81,12 @@ def makeFactory(
     clock: Clock | None = None,
     accounts: IAccountStore | None = None,
     config: ServerConfig | None = None,
+    batchWrites: bool = False,
 ) -> tuple[ChatFactory, AuditRecorder]:
     """
     A L{ChatFactory} on a L{LocalHub}, a L{MemoryAccountStore} and a fake
-    clock, with an L{AuditRecorder} collecting its audit lines.
+    clock, with an L{AuditRecorder} collecting its audit lines.  With
+    C{batchWrites}, output waits for the clock as it does for the reactor.
     """
     clock = clock or Clock()
     config = config or ServerConfig()
@@ -96,6 +98,7 @@ def makeFactory(
         PresenceTracker(clock, config.heartbeatInterval, config.heartbeatTimeout),
         clock,
         config,
+        batchWrites=clock if batchWrites else None,
     )
     return factory, recorder
 
