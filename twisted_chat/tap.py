@@ -238,13 +238,12 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         from twisted.internet import reactor
     config = options.config()
     raiseOpenFilesLimit(config.maxConnections)
-    # A pool of our own with one thread per core, shared by hashing (at most
-    # one hash per core at once) and account writes: glibc keeps the 19 MiB
-    # of each Argon2 hash in the arena of every thread that ever hashed, so
-    # the pool's size bounds that memory.  (Returning it to the system
-    # instead costs 40% more CPU per hash in page faults.)
+    # A pool of our own: hashing takes at most one thread per core (each
+    # Argon2 hash holds 19 MiB while it runs), and one more thread keeps
+    # account writes, which mostly wait for fsync, from queueing behind
+    # hashes (and the hashes behind them).
     hashes = len(os.sched_getaffinity(0))
-    threadpool = ThreadPool(minthreads=0, maxthreads=hashes, name="twisted-chat")
+    threadpool = ThreadPool(minthreads=0, maxthreads=hashes + 1, name="twisted-chat")
     shareOneArena()
     hashing = PasswordHashing(reactor, threadpool, hashes, clock=reactor)
     hub: IHub
