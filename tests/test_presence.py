@@ -5,6 +5,7 @@ driven through the chat protocol's C{@HEARTBEAT} command.
 
 import base64
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -347,3 +348,23 @@ def test_ignoredDatagramsReportedOncePerSecond(presence: Presence) -> None:
         assert events[1]["count"] == 200
     finally:
         globalLogPublisher.removeObserver(observer)
+
+
+def test_receiveBufferEnlarged() -> None:
+    """
+    When the tracker listens, its UDP socket gets a larger receive buffer
+    than a fresh socket's, so heartbeats that arrive while the reactor is
+    busy wait instead of being dropped.
+    """
+    from twisted.internet import reactor
+
+    tracker = PresenceTracker(Clock())
+    port = reactor.listenUDP(0, tracker, interface="127.0.0.1")
+    fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        size = port.getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        default = fresh.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert size > default
+    finally:
+        fresh.close()
+        port.stopListening()

@@ -9,6 +9,7 @@ server never sends anything by UDP.
 """
 
 import secrets
+import socket
 from dataclasses import dataclass
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -38,6 +39,9 @@ class _Tracked:
     timer: IDelayedCall
 
 
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
 class PresenceTracker(DatagramProtocol):
     """
     The tokens of tracked connections, each with one timer that every valid
@@ -65,6 +69,13 @@ class PresenceTracker(DatagramProtocol):
         return self.transport.getHost().port if self.transport else 0
 
     def startProtocol(self) -> None:
+        handle = getattr(self.transport, "getHandle", lambda: None)()
+        if isinstance(handle, socket.socket):
+            # Queue the heartbeats that arrive while the reactor is busy (a
+            # crowd logging in): the default buffer holds a few hundred, and
+            # a dropped heartbeat can cost a user the session.  The kernel
+            # caps this at net.core.rmem_max.
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         address = self.transport.getHost()
         self.log.info(
             "Presence heartbeats on UDP {host}:{port}",
