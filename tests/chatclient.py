@@ -177,6 +177,24 @@ class ChatClient(Protocol):
             self.transport.abortConnection()
 
 
+async def askPrivate(
+    requester: ChatClient,
+    target: ChatClient,
+    requesterName: str,
+    targetName: str,
+    asked: str | None = None,
+) -> None:
+    """
+    Have C{requester} ask C{target} for a private chat (as C{@PM asked},
+    by default the target's name); check the confirmation and the question.
+    """
+    requester.send(f"@PM {asked or targetName}")
+    await requester.expect(f"Private chat request sent to {targetName}.")
+    await target.expect(
+        f"The user {requesterName} wants to have a private chat with you (Y/N)?"
+    )
+
+
 async def goPrivate(
     requester: ChatClient,
     target: ChatClient,
@@ -190,11 +208,7 @@ async def goPrivate(
     by default the target's name) and C{target} accept with C{answer};
     check every line of that exchange on both sides.
     """
-    requester.send(f"@PM {asked or targetName}")
-    await requester.expect(f"Private chat request sent to {targetName}.")
-    await target.expect(
-        f"The user {requesterName} wants to have a private chat with you (Y/N)?"
-    )
+    await askPrivate(requester, target, requesterName, targetName, asked)
     target.send(answer)
     await target.expect(
         f"You are now in a private chat with {requesterName}. Type EXIT PM to leave."

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from chatclient import ChatClient, Server, goPrivate, options, running
+from chatclient import ChatClient, Server, askPrivate, goPrivate, options, running
 from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
@@ -278,16 +278,12 @@ async def test_private_chat_rejected(tmp_path: Path) -> None:
     """
     async with running(tmp_path) as server:
         alice, bob = await server.logins("alice", "bob")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
+        await askPrivate(alice, bob, "alice", "bob")
         bob.send("N")
         await bob.expect("Request rejected.")
         await alice.expect("bob rejected your private chat request.")
 
-        bob.send("@PM alice")
-        await bob.expect("Private chat request sent to alice.")
-        await alice.expect("The user bob wants to have a private chat with you (Y/N)?")
+        await askPrivate(bob, alice, "bob", "alice")
         alice.send("@reject")
         await alice.expect("Request rejected.")
         await bob.expect("alice rejected your private chat request.")
@@ -321,9 +317,7 @@ async def test_private_chat_refusals(tmp_path: Path) -> None:
         alice.send("@PM alice")
         await alice.expect("You cannot have a private chat with yourself.")
 
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
+        await askPrivate(alice, bob, "alice", "bob")
         alice.send("@PM carol")
         await alice.expect("You already have a request pending to bob.")
         carol.send("@PM bob")
@@ -356,9 +350,7 @@ async def test_pending_request_cancelled_on_disconnect(tmp_path: Path) -> None:
     """
     async with running(tmp_path) as server:
         alice, bob, carol = await server.logins("alice", "bob", "carol")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
+        await askPrivate(alice, bob, "alice", "bob")
         alice.close()
         await bob.expect(
             "The private chat request from alice was cancelled.",
@@ -366,9 +358,7 @@ async def test_pending_request_cancelled_on_disconnect(tmp_path: Path) -> None:
         )
         await carol.expect("* alice left the chat.")
 
-        carol.send("@PM bob")
-        await carol.expect("Private chat request sent to bob.")
-        await bob.expect("The user carol wants to have a private chat with you (Y/N)?")
+        await askPrivate(carol, bob, "carol", "bob")
         bob.transport.loseConnection()
         await carol.expect(
             "The private chat request to bob was cancelled.", "* bob left the chat."
@@ -413,9 +403,7 @@ async def test_private_chat_request_expires(
     monkeypatch.setattr(hub, "REQUEST_TIMEOUT", 0.3)
     async with running(tmp_path) as server:
         alice, bob = await server.logins("alice", "bob")
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
+        await askPrivate(alice, bob, "alice", "bob")
         await alice.expect("Your private chat request to bob expired.", timeout=3)
         await bob.expect("The private chat request from alice expired.", timeout=3)
         bob.send("y")

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from chatclient import ChatClient, Server, goPrivate, running, serverArguments
+from chatclient import (
+    ChatClient,
+    Server,
+    askPrivate,
+    goPrivate,
+    running,
+    serverArguments,
+)
 from redisserver import RedisServer
 from twisted.internet import reactor
 from twisted.internet.defer import succeed
@@ -112,9 +119,7 @@ async def test_private_chat_across_nodes(tmp_path: Path, redis: RedisServer) -> 
         await alice.expect("* carol joined the chat.")
         await bob.expect("* carol joined the chat.")
 
-        alice.send("@PM bob")
-        await alice.expect("Private chat request sent to bob.")
-        await bob.expect("The user alice wants to have a private chat with you (Y/N)?")
+        await askPrivate(alice, bob, "alice", "bob")
         carol.send("@PM bob")
         await carol.expect("User bob already has a request pending.")
         bob.send("y")
@@ -148,11 +153,7 @@ async def test_private_chat_across_nodes(tmp_path: Path, redis: RedisServer) -> 
         await alice.expect("carol > back together")
         await bob.expect("carol > back together")
 
-        carol.send("@PM alice")
-        await carol.expect("Private chat request sent to alice.")
-        await alice.expect(
-            "The user carol wants to have a private chat with you (Y/N)?"
-        )
+        await askPrivate(carol, alice, "carol", "alice")
         alice.send("n")
         await alice.expect("Request rejected.")
         await carol.expect("alice rejected your private chat request.")
