@@ -103,7 +103,7 @@ class AuditFileObserver:
         self._lines.flush()
 
     def close(self) -> None:
-        self._lines.flush()
+        self.flush()
         self._logfile.close()
 
     @classmethod
@@ -149,7 +149,7 @@ class BatchedForwarder:
         self._lines.flush()
 
     def close(self) -> None:
-        self._lines.flush()
+        self.flush()
 
 
 class AuditLog:
