@@ -238,7 +238,7 @@ class Server:
 
     @property
     def udpPort(self) -> int:
-        return self.service.factory.presence.port
+        return self.service.chat.presence.port
 
     async def connect(
         self, endpoint: Any = None, port: int | None = None

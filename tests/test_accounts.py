@@ -18,15 +18,15 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from twisted_chat import accounts
-from twisted_chat.accounts import (
+from twisted_chat.stores import accounts
+from twisted_chat.stores.accounts import (
     AccountFile,
     AccountFileError,
     AuthResult,
     JsonAccountStore,
     writeAtomically,
 )
-from twisted_chat.passwords import (
+from twisted_chat.stores.passwords import (
     RELEASE_MEMORY_AFTER,
     PasswordHashing,
     makeHasher,

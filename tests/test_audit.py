@@ -52,7 +52,7 @@ class Conn:
 def audited() -> Iterator[Audited]:
     audited = Audited()
     yield audited
-    assert list(audited.factory.hub.checkInvariants()) == []  # type: ignore[attr-defined]
+    assert list(audited.factory.connections.services.hub.checkInvariants()) == []  # type: ignore[attr-defined]
 
 
 def test_registration(audited: Audited) -> None:

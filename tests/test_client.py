@@ -25,15 +25,15 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from twisted_chat import messages
-from twisted_chat.client import (
+from twisted_chat.client.plain import PlainUI
+from twisted_chat.client.protocol import (
     LOGOUT_WAIT,
     ChatClientProtocol,
     HeartbeatSender,
-    PlainUI,
     Stage,
 )
-from twisted_chat.terminal import ChatTerminal, visible
+from twisted_chat.client.terminal import ChatTerminal, visible
+from twisted_chat.frontends.line import messages
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 10.0
@@ -885,7 +885,7 @@ async def test_terminalKeepsHalfTypedLine(tmp_path: Path) -> None:
 @pytest.mark.parametrize("argv", [["--port", "notaport"], ["--bogus"]])
 def test_badArguments(argv: list[str]) -> None:
     """Bad command-line arguments exit with status 2."""
-    from twisted_chat.client import parseArguments
+    from twisted_chat.client.main import parseArguments
 
     with pytest.raises(SystemExit) as raised:
         parseArguments(argv)

@@ -1,12 +1,12 @@
 """
-Unit tests for L{twisted_chat.commands}: parsing a logged-in user's line.
+Unit tests for L{twisted_chat.core.commands}: parsing a logged-in user's line.
 """
 
 import pytest
 
-from twisted_chat import messages
-from twisted_chat.commands import ANSWERS, COMMANDS, ParsedLine, parseLine
-from twisted_chat.protocol import ChatProtocol
+from twisted_chat.core.commands import ANSWERS, COMMANDS, ParsedLine, parseLine
+from twisted_chat.core.session import SessionCore
+from twisted_chat.frontends.line import messages
 
 
 @pytest.mark.parametrize("text", ["hello", "hi @PM bob", "yes", "no", "exit", "PM"])
@@ -72,9 +72,8 @@ def test_logoutWithTextIsChat() -> None:
 
 def test_everyCommandHasHandler() -> None:
     """When a command is in the table, the server has a handler method for it."""
-    for name in COMMANDS:
-        handler = "cmd_" + name.lstrip("@").replace(" ", "_")
-        assert callable(getattr(ChatProtocol, handler, None)), name
+    for name, spec in COMMANDS.items():
+        assert callable(getattr(SessionCore, spec.handler, None)), name
     assert set(ANSWERS) == {"Y", "N"}
 
 

@@ -1,6 +1,6 @@
 """
 Unit tests of the hardening limits of issue 4 at the protocol level: each
-limit driven through L{ChatFactory.buildProtocol}, string transports (one of
+limit driven through L{LineFactory.buildProtocol}, string transports (one of
 them buffering like a TCP transport) and a fake clock.
 """
 
@@ -16,10 +16,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import LogEvent, formatEvent, globalLogPublisher
 
-from twisted_chat import messages
-from twisted_chat.accounts import AuthResult
 from twisted_chat.config import ServerConfig
-from twisted_chat.protocol import ChatProtocol
+from twisted_chat.frontends.line import messages
+from twisted_chat.frontends.line.protocol import LineProtocol
+from twisted_chat.stores.accounts import AuthResult
 from twisted_chat.testing import MemoryAccountStore, makeFactory
 
 HOST = "192.0.2.1"
@@ -193,7 +193,7 @@ class Chat:
     def connect(self, host: str = HOST, tcpLike: bool = False) -> Client:
         transport = TCPLikeTransport(self.clock) if tcpLike else None
         client = Client(self, host, next(self.ports), transport)
-        if isinstance(client.protocol, ChatProtocol):
+        if isinstance(client.protocol, LineProtocol):
             assert client.take() == [messages.WELCOME, messages.PROMPT_USERNAME]
         return client
 
@@ -350,7 +350,7 @@ def test_login_timeout_at_exactly_30_seconds() -> None:
     chat.clock.advance(0.5)
     assert client.take() == [messages.LOGIN_TIMED_OUT]
     assert client.closed
-    assert chat.factory.connections == set()
+    assert chat.factory.connections.open == set()
 
 
 def test_login_timeout_stops_while_server_authenticates() -> None:
@@ -752,7 +752,7 @@ def test_recvq_overflow_while_authenticating() -> None:
     assert client.closed
     chat.store.pending.pop().callback((AuthResult.ACCEPTED, "alice"))
     assert client.take() == []
-    assert chat.factory.hub.sessionCount == 0
+    assert chat.factory.connections.services.hub.sessionCount == 0
 
 
 def test_recvq_zero_is_off() -> None:
@@ -801,7 +801,7 @@ def test_sendq_exceeded_aborts(logged: list[LogEvent]) -> None:
     chat.clock.advance(0)  # the verdict waits for the transport's turn
     assert bob.closed
     assert count(logged, "SendQ exceeded") == 1
-    assert chat.factory.hub.sessionCount == 0
+    assert chat.factory.connections.services.hub.sessionCount == 0
 
 
 def test_sendq_drain_restarts_the_count() -> None:
@@ -933,7 +933,7 @@ def test_connections_per_address() -> None:
     third = opened(chat, HOST)
     assert refused(third)
     assert not refused(opened(chat, OTHER_HOST))
-    assert len(chat.factory.connections) == 3
+    assert len(chat.factory.connections.open) == 3
     first.transport.loseConnection()
     assert not refused(opened(chat, HOST))
     assert refused(opened(chat, HOST))
@@ -1012,7 +1012,7 @@ def test_connection_limits_zero_are_off() -> None:
     chat = Chat(maxConnections=0, maxConnectionsPerIp=0, maxNewConnectionsPerIp=0)
     clients = [opened(chat, HOST) for _ in range(300)]
     assert not any(refused(client) for client in clients)
-    assert len(chat.factory.connections) == 300
+    assert len(chat.factory.connections.open) == 300
 
 
 # Hostile text

@@ -30,7 +30,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
-from twisted_chat import messages, tap
+from twisted_chat import tap
+from twisted_chat.frontends.line import messages
 
 TIMEOUT = 5.0
 PROMPTS = (messages.PROMPT_USERNAME, messages.PROMPT_PASSWORD)
@@ -145,8 +146,8 @@ class InProcess:
         return self.service.listeners[0].port.getHost().port
 
     @property
-    def factory(self) -> Any:
-        return self.service.factory
+    def connections(self) -> Any:
+        return self.service.connections
 
     async def connect(self) -> LineClient:
         client = await connect(self.port)
@@ -190,7 +191,7 @@ async def test_huge_line_over_tcp(tmp_path: Path) -> None:
         buffered: list[int] = []
 
         def sample() -> None:
-            for protocol in server.factory.connections:
+            for protocol in server.connections.open:
                 buffered.append(len(protocol._buffer))
 
         sampler = LoopingCall(sample)
@@ -267,7 +268,7 @@ async def test_connection_limit_over_tcp(tmp_path: Path) -> None:
         assert fourth.items == [messages.TOO_MANY_CONNECTIONS]
         first[0].abort()
         for _ in range(100):
-            if len(server.factory.connections) == 2:
+            if len(server.connections.open) == 2:
                 break
             await sleep(0.02)
         again = await server.connect()

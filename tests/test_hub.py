@@ -1,5 +1,5 @@
 """
-Unit tests for L{twisted_chat.hub.LocalHub}: sessions, the group and private
+Unit tests for L{twisted_chat.core.hub.LocalHub}: sessions, the group and private
 chats, driven directly with fake clients and a fake clock.
 """
 
@@ -10,24 +10,26 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
-from twisted_chat import messages
-from twisted_chat.hub import (
+from twisted_chat.core.events import Request, RequestResult, UserStatus
+from twisted_chat.core.hub import (
     REQUEST_TIMEOUT,
     Departure,
     IChatClient,
     LocalHub,
-    Request,
-    RequestResult,
     Session,
-    UserStatus,
 )
+from twisted_chat.frontends.line import messages
+from twisted_chat.frontends.line.render import LINE_RENDERER, lines
 
 
 @implementer(IChatClient)
 class FakeClient:
     """
-    A client that remembers the lines delivered to it.
+    A client that remembers the lines delivered to it, as the line protocol
+    renders them.
     """
+
+    renderer = LINE_RENDERER
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -38,6 +40,12 @@ class FakeClient:
         self.lines.extend(data.decode("utf-8")[:-2].split("\r\n"))
 
     announce = deliver
+
+    def notify(self, event: Any) -> None:
+        self.lines.extend(lines(event))
+
+    def failed(self, failure: Any) -> None:
+        raise AssertionError(failure)
 
     def supersede(self) -> None:
         self.superseded = True
@@ -119,7 +127,7 @@ class TestAttach(HubTest):
         alice, bob = self.users("alice", "bob")
         again = Session("alice", FakeClient())
         result(self.hub.attach(again))
-        result(self.hub.say(bob, "hi"))
+        self.hub.say(bob, "hi")
         assert again.client.take() == ["bob > hi"]
         assert alice.client.take() == []
 
@@ -131,9 +139,9 @@ class TestAttach(HubTest):
         result(self.hub.attach(again))
         assert bob.client.take() == []
         assert result(self.hub.lookup("bob")) == UserStatus("bob", "alice")
-        result(self.hub.say(bob, "still there?"))
+        self.hub.say(bob, "still there?")
         assert again.client.take() == ["bob > still there?"]
-        result(self.hub.say(again, "yes"))
+        self.hub.say(again, "yes")
         assert bob.client.take() == ["alice > yes"]
 
     def test_takeoverKeepsRequest(self) -> None:
@@ -226,7 +234,7 @@ class TestSay(HubTest):
     def test_groupNoEcho(self) -> None:
         """When a user talks to the group, the server relays to all others but them."""
         alice, bob, carol = self.users("alice", "bob", "carol")
-        assert result(self.hub.say(alice, "hello")) is True
+        assert self.hub.say(alice, "hello") is True
         assert alice.client.take() == []
         assert bob.client.take() == ["alice > hello"]
         assert carol.client.take() == ["alice > hello"]
@@ -235,7 +243,7 @@ class TestSay(HubTest):
         """When a user talks to the group, the server skips users in a private chat."""
         alice, bob, carol = self.users("alice", "bob", "carol")
         self.pair(bob, carol)
-        result(self.hub.say(alice, "hello"))
+        self.hub.say(alice, "hello")
         assert bob.client.take() == []
         assert carol.client.take() == []
 
@@ -245,7 +253,7 @@ class TestSay(HubTest):
         """
         alice, bob, carol = self.users("alice", "bob", "carol")
         self.pair(alice, bob)
-        assert result(self.hub.say(alice, "secret")) is False
+        assert self.hub.say(alice, "secret") is False
         assert bob.client.take() == ["alice > secret"]
         assert carol.client.take() == []
         assert alice.client.take() == []
@@ -257,19 +265,6 @@ class TestSay(HubTest):
         self.attach("carol")
         assert alice.client.take() == []
         assert bob.client.take() == []
-
-    def test_deliverAndBroadcast(self) -> None:
-        """
-        When a line is delivered or broadcast, the server sends it where it belongs.
-        """
-        alice, bob, carol = self.users("alice", "bob", "carol")
-        assert result(self.hub.deliver("ALICE", "psst")) is True
-        assert result(self.hub.deliver("nobody", "psst")) is False
-        assert alice.client.take() == ["psst"]
-        result(self.hub.broadcast("news", bob))
-        assert alice.client.take() == ["news"]
-        assert bob.client.take() == []
-        assert carol.client.take() == ["news"]
 
 
 class TestRequests(HubTest):
@@ -356,7 +351,7 @@ class TestRequests(HubTest):
         assert result(self.hub.lookup("alice")) == UserStatus("alice", "bob")
         assert result(self.hub.lookup("bob")) == UserStatus("bob", "alice")
         assert self.clock.getDelayedCalls() == []
-        result(self.hub.say(carol, "anyone?"))
+        self.hub.say(carol, "anyone?")
         assert alice.client.take() == []
 
     def test_reject(self) -> None:
@@ -385,7 +380,7 @@ class TestRequests(HubTest):
         assert result(self.hub.leavePrivateChat(bob)) == "alice"
         assert alice.client.take() == [messages.PARTNER_LEFT.format(name="bob")]
         assert result(self.hub.leavePrivateChat(bob)) is None
-        result(self.hub.say(carol, "back?"))
+        self.hub.say(carol, "back?")
         assert alice.client.take() == ["carol > back?"]
         assert bob.client.take() == ["carol > back?"]
 

@@ -22,7 +22,8 @@ from twisted.internet.endpoints import (
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall, deferLater
 
-from twisted_chat import hub, tap
+from twisted_chat import tap
+from twisted_chat.core import hub
 
 WELCOME = "Welcome to twisted-chat. An unknown name creates an account."
 TURKISH = "Merhaba dünya, şöyle çığlık ğ İ ı"  # noqa: RUF001 (Turkish letters)

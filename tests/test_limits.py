@@ -5,7 +5,7 @@ driven with explicit times (C{now} numbers) and no clock at all.
 
 import pytest
 
-from twisted_chat.limits import (
+from twisted_chat.core.limits import (
     MAX_TRACKED_KEYS,
     BoundedTable,
     ConnectionCounter,

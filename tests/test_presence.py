@@ -15,8 +15,8 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 
 from twisted_chat.config import ServerConfig
+from twisted_chat.frontends.line.protocol import LineProtocol
 from twisted_chat.presence import PresenceTracker
-from twisted_chat.protocol import ChatProtocol
 from twisted_chat.testing import MemoryAccountStore, connect, makeFactory
 
 HEARTBEAT = re.compile(r"HEARTBEAT (\d+) ([A-Za-z0-9_-]+) (\S+) (\S+)\r\n")
@@ -82,7 +82,7 @@ class Presence:
             config,
         )
         self.udp = FakeUDP(23456)
-        self.tracker: PresenceTracker = self.factory.presence
+        self.tracker: PresenceTracker = self.factory.connections.services.presence
         self.tracker.makeConnection(self.udp)  # type: ignore[arg-type]
 
     def login(self, name: str) -> Client:
@@ -97,7 +97,7 @@ def presence() -> Iterator[Presence]:
     presence = Presence()
     yield presence
     assert presence.udp.written == []
-    assert list(presence.factory.hub.checkInvariants()) == []  # type: ignore[attr-defined]
+    assert list(presence.factory.connections.services.hub.checkInvariants()) == []  # type: ignore[attr-defined]
 
 
 def test_heartbeatLine(presence: Presence) -> None:
@@ -164,14 +164,14 @@ def test_silenceDeclaresOffline(
     When no heartbeat comes for the timeout, the server declares the user offline at
     exactly that time.
     """
-    stopped: list[tuple[ChatProtocol, float]] = []
-    original = ChatProtocol.heartbeatsStopped
+    stopped: list[tuple[LineProtocol, float]] = []
+    original = LineProtocol.heartbeatsStopped
 
-    def spy(self: ChatProtocol, timeout: float) -> None:
+    def spy(self: LineProtocol, timeout: float) -> None:
         stopped.append((self, timeout))
         original(self, timeout)
 
-    monkeypatch.setattr(ChatProtocol, "heartbeatsStopped", spy)
+    monkeypatch.setattr(LineProtocol, "heartbeatsStopped", spy)
     alice = presence.login("alice")
     bob = presence.login("bob")
     alice.heartbeat()

@@ -15,9 +15,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 
-from twisted_chat import messages
 from twisted_chat.config import ServerConfig
-from twisted_chat.hub import LocalHub
+from twisted_chat.core.hub import LocalHub
+from twisted_chat.frontends.line import messages
 from twisted_chat.testing import MemoryAccountStore, connect, makeFactory
 
 # C0 controls except tab, DEL, C1 controls (ESC is C0), bidi embeddings,
@@ -96,7 +96,7 @@ def assertClean(output: bytes) -> None:
 
 
 def hubOf(factory: Any) -> LocalHub:
-    hub = factory.hub
+    hub = factory.connections.services.hub
     assert isinstance(hub, LocalHub)
     return hub
 
@@ -224,7 +224,7 @@ def checkState(factory: Any, connections: list[Any]) -> None:
     assert not set(requests) & set(partners)
     timers = [
         call
-        for call in factory.clock.getDelayedCalls()
+        for call in factory.connections.clock.getDelayedCalls()
         if call.active() and call.func == hub._expire
     ]
     assert len(timers) == len(set(map(id, requests.values())))
@@ -232,10 +232,10 @@ def checkState(factory: Any, connections: list[Any]) -> None:
     for key, session in hub._sessions.items():
         protocol = session.client
         assert protocol.transport.connected, f"ghost session {key}"
-        assert protocol.session is session
+        assert protocol.core.session is session
     for protocol, transport in connections:
-        if transport.connected and protocol.session is not None:
-            assert hub._sessions[protocol.session.key] is protocol.session
+        if transport.connected and protocol.core.session is not None:
+            assert hub._sessions[protocol.core.session.key] is protocol.core.session
 
 
 @settings(

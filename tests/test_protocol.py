@@ -1,5 +1,5 @@
 """
-Unit tests for L{twisted_chat.protocol.ChatProtocol}: the line protocol of
+Unit tests for L{twisted_chat.protocol.LineProtocol}: the line protocol of
 issue 2, line by line, over string transports and a fake clock.
 """
 
@@ -10,11 +10,12 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
-from twisted_chat import messages
 from twisted_chat.config import ServerConfig
-from twisted_chat.hub import LocalHub, Session
-from twisted_chat.protocol import ChatProtocol
-from twisted_chat.service import NOTICE_INTERVAL, ChatFactory
+from twisted_chat.core.hub import LocalHub, Session
+from twisted_chat.core.session import SessionCore
+from twisted_chat.frontends.connection import NOTICE_INTERVAL
+from twisted_chat.frontends.line import messages
+from twisted_chat.frontends.line.protocol import LineFactory
 from twisted_chat.testing import MemoryAccountStore, connect, makeFactory
 
 WELCOME = "Welcome to twisted-chat. An unknown name creates an account.\r\nUsername: "
@@ -33,7 +34,7 @@ class Client:
     One connection of a chat factory, driven by the test.
     """
 
-    def __init__(self, factory: ChatFactory, port: int = 40000) -> None:
+    def __init__(self, factory: LineFactory, port: int = 40000) -> None:
         self.protocol, self.transport = connect(factory, port=port)
 
     def send(self, data: str | bytes) -> None:
@@ -77,7 +78,7 @@ class Chat:
 
     @property
     def hub(self) -> LocalHub:
-        hub = self.factory.hub
+        hub = self.factory.connections.services.hub
         assert isinstance(hub, LocalHub)
         return hub
 
@@ -361,12 +362,25 @@ class TestGroup:
         client.send(b"alice\r\npw\r\n")
         assert client.take() == "Password: Login success!\r\n"
 
-    def test_emptyAndControlLinesIgnored(self, chat: Chat) -> None:
-        """When lines are empty once controls are removed, the server ignores them."""
+    def test_emptyLinesAtPromptsPromptAgain(self, chat: Chat) -> None:
+        """
+        When lines are empty once controls are removed at a login prompt, the
+        server sends the same prompt again for each, and counts no failure.
+        """
         client = chat.connect()
         client.take()
         client.send(b"\n\r\n   \n\x01\x02\n\x1b[0m\n\xe2\x80\xae\n")
-        assert client.take() == ""
+        assert client.take() == "Username: " * 6
+        client.send(b"alice\n\n\x07\n")
+        assert client.take() == "Password: " * 3
+        client.send(b"pw\n")
+        assert client.take() == crlf(messages.LOGIN_SUCCESS)
+        assert chat.audit.lines[0] == "User alice logged in."
+
+    def test_emptyAndControlLinesIgnored(self, chat: Chat) -> None:
+        """When a user's lines are empty once cleaned, the server ignores them."""
+        client = chat.connect()
+        client.take()
         client.send(b"alice\npw\n")
         (bob,) = chat.users("bob")
         client.take()
@@ -552,7 +566,7 @@ class TestPipelining:
         chat = Chat()
         (bob,) = chat.users("bob")
         hub = SlowAttachHub(chat.hub)
-        chat.factory.hub = hub  # type: ignore[assignment]
+        chat.factory.connections.services.hub = hub  # type: ignore[assignment]
         alice = chat.connect()
         alice.take()
         alice.send("alice\npw\nhello\n")
@@ -586,7 +600,7 @@ class TestPauseReasons:
         chat = Chat()
         (bob,) = chat.users("bob")
         hub = SlowAttachHub(chat.hub)
-        chat.factory.hub = hub  # type: ignore[assignment]
+        chat.factory.connections.services.hub = hub  # type: ignore[assignment]
         alice = chat.connect()
         alice.send("alice\npw\n")
         alice.transport.loseConnection()
@@ -594,7 +608,7 @@ class TestPauseReasons:
         assert hub.hub.sessionCount == 1
         assert bob.take() == crlf("* alice joined the chat.", "* alice left the chat.")
         assert list(hub.hub.checkInvariants()) == []
-        chat.factory.hub = hub.hub
+        chat.factory.connections.services.hub = hub.hub
 
 
 class TestPrivateChat:
@@ -990,10 +1004,10 @@ class TestErrors:
         alice, bob, carol = chat.users("alice", "bob", "carol")
         chat.pair(bob, carol, "carol")
 
-        def broken(self: ChatProtocol) -> None:
+        def broken(self: SessionCore) -> None:
             raise RuntimeError("boom")
 
-        monkeypatch.setattr(ChatProtocol, "cmd_WHO", broken)
+        monkeypatch.setattr(SessionCore, "who", broken)
         alice.line("@WHO")
         assert alice.take() == crlf(messages.SERVER_ERROR)
         assert alice.closed

@@ -30,9 +30,10 @@ from twisted.internet import reactor
 from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 
-from twisted_chat.hub import HubUnavailableError, Session
-from twisted_chat.redisconn import RedisAddress
-from twisted_chat.redishub import GROUP_CHANNEL, RedisHub
+from twisted_chat.core.hub import HubUnavailableError, Session
+from twisted_chat.frontends.line.render import LINE_RENDERER
+from twisted_chat.redis.connection import RedisAddress
+from twisted_chat.redis.hub import GROUP_CHANNEL, RedisHub
 
 TTL = "2"
 WAIT = 10.0
@@ -46,7 +47,7 @@ async def hubReady(server: Server, timeout: float = WAIT) -> None:
     """
     Wait until the node's hub is connected to Redis.
     """
-    redis = server.service.factory.hub.redis
+    redis = server.service.chat.hub.redis
     deadline = reactor.seconds() + timeout
     while not redis.available:
         assert reactor.seconds() < deadline, "the node never reached Redis"
@@ -232,7 +233,7 @@ async def test_concurrent_registration_on_two_nodes(
         ]
         verdicts = sorted(answer[1] for answer in answers)
         assert verdicts == ["Login success!", "Wrong password."], answers
-        accounts = await a.service.factory.accounts.search("zoe")
+        accounts = await a.service.chat.accounts.search("zoe")
         assert len(accounts) == 1
 
 
@@ -399,14 +400,21 @@ class FakeRedis:
 
 
 class Recipient:
+    renderer = LINE_RENDERER
+
     def __init__(self) -> None:
         self.data: list[bytes] = []
 
     def deliver(self, data: bytes) -> None:
         self.data.append(data)
 
+    announce = deliver
+
     def supersede(self) -> None:
         pass
+
+    def failed(self, failure: Any) -> None:
+        raise AssertionError(failure)
 
 
 def test_one_publish_per_group_line() -> None:
@@ -423,8 +431,8 @@ def test_one_publish_per_group_line() -> None:
         hub.attach(session)
     hub.redis.calls.clear()
     hub.say(sessions[0], "hello")
-    assert hub.redis.calls == [("publish", GROUP_CHANNEL, "user0\nuser0 > hello")]
-    hub._messageReceived(GROUP_CHANNEL, "user0\nuser0 > hello")
+    assert hub.redis.calls == [("publish", GROUP_CHANNEL, "s\nuser0\nuser0\nhello")]
+    hub._messageReceived(GROUP_CHANNEL, "s\nuser0\nuser0\nhello")
     assert recipients[0].data == []
     assert all(r.data == [b"user0 > hello\r\n"] for r in recipients[1:])
 
@@ -434,7 +442,7 @@ def test_unreachable_hub_fails_fast() -> None:
     When Redis is unreachable, hub calls fail at once with
     HubUnavailableError instead of waiting.
     """
-    from twisted_chat.redisconn import RedisConnection
+    from twisted_chat.redis.connection import RedisConnection
 
     connection = RedisConnection(reactor, RedisAddress(port=1))
     failures: list[Any] = []
@@ -475,7 +483,7 @@ def test_subscriber_parses_a_whole_read_at_once() -> None:
     """
     from twisted.internet.testing import StringTransport
 
-    from twisted_chat.redisconn import _Subscriber
+    from twisted_chat.redis.connection import _Subscriber
 
     received: list[tuple[str, str]] = []
 

@@ -4,7 +4,7 @@ Unit tests for L{twisted_chat.text}: cleaning relayed text and the name rules.
 
 import pytest
 
-from twisted_chat.text import MAX_NAME_LENGTH, clean, foldName, normalizeName
+from twisted_chat.core.text import MAX_NAME_LENGTH, clean, foldName, normalizeName
 
 TURKISH = "Çok güzel! Şimdi ığüşöç İĞÜŞÖÇ dağ, ılık."  # noqa: RUF001
 

@@ -13,10 +13,10 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 from twisted.python import usage
 
-from .accounts import AccountFile, AccountFileError
-from .passwords import PasswordHashing
-from .redisaccounts import RedisAccountStore
-from .redisconn import RedisAddress, RedisConnection
+from .redis.accounts import RedisAccountStore
+from .redis.connection import RedisAddress, RedisConnection
+from .stores.accounts import AccountFile, AccountFileError
+from .stores.passwords import PasswordHashing
 
 
 class ImportUsersOptions(usage.Options):

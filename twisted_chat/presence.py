@@ -15,21 +15,12 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
-from zope.interface import Interface
+from zope.interface import implementer
 
-HEARTBEAT_LINE = "HEARTBEAT {port} {token} {interval:g} {timeout:g}"
+from .core.events import HeartbeatGrant
+from .core.services import IHeartbeatClient, IPresence
+
 TOKEN_BYTES = 24
-
-
-class IHeartbeatClient(Interface):
-    """
-    A connection whose presence is tracked by heartbeats.
-    """
-
-    def heartbeatsStopped(timeout: float) -> None:
-        """
-        No heartbeat came for C{timeout} seconds: the client is gone.
-        """
 
 
 @dataclass(eq=False)
@@ -42,6 +33,7 @@ class _Tracked:
 RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
+@implementer(IPresence)
 class PresenceTracker(DatagramProtocol):
     """
     The tokens of tracked connections, each with one timer that every valid
@@ -83,11 +75,11 @@ class PresenceTracker(DatagramProtocol):
             port=address.port,
         )
 
-    def track(self, client: IHeartbeatClient) -> str:
+    def track(self, client: IHeartbeatClient) -> HeartbeatGrant:
         """
         Start (or restart, with a new token) tracking C{client}.
 
-        @return: the C{HEARTBEAT} line that tells the client what to send.
+        @return: what the client is to send, where and how often.
         """
         self.untrack(client)
         token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -97,9 +89,7 @@ class PresenceTracker(DatagramProtocol):
             self._clock.callLater(self.timeout, self._expire, client),
         )
         self._byToken[tracked.token] = self._byClient[client] = tracked
-        return HEARTBEAT_LINE.format(
-            port=self.port, token=token, interval=self.interval, timeout=self.timeout
-        )
+        return HeartbeatGrant(self.port, token, self.interval, self.timeout)
 
     def untrack(self, client: IHeartbeatClient) -> None:
         """

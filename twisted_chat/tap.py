@@ -11,16 +11,20 @@ from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
 
-from .accounts import AccountFileError, IAccountStore, JsonAccountStore
 from .audit import AuditFileObserver, AuditLog, BatchedForwarder
 from .config import ServerConfig
-from .hub import IHub, LocalHub
-from .passwords import PasswordHashing, shareOneArena
+from .core.accounts import IAccountStore
+from .core.hub import IHub, LocalHub
+from .core.services import ChatServices
+from .frontends.connection import Connections
+from .frontends.line.protocol import LineFactory
 from .presence import PresenceTracker
-from .redisaccounts import RedisAccountStore
-from .redisconn import RedisAddress
-from .redishub import RedisHub
-from .service import ChatFactory, ChatService, ListenerService
+from .redis.accounts import RedisAccountStore
+from .redis.connection import RedisAddress
+from .redis.hub import RedisHub
+from .service import ChatService, ListenerService
+from .stores.accounts import AccountFileError, JsonAccountStore
+from .stores.passwords import PasswordHashing, shareOneArena
 
 DEFAULTS = ServerConfig()
 log = Logger()
@@ -267,18 +271,14 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     presence = PresenceTracker(
         reactor, config.heartbeatInterval, config.heartbeatTimeout
     )
-    factory = ChatFactory(
-        hub,
-        accounts,
-        AuditLog(auditFile, forwarder),
-        presence,
-        reactor,
-        config,
-        batchWrites=reactor,
+    services = ChatServices(
+        hub, accounts, AuditLog(auditFile, forwarder), presence, reactor, config
     )
-    service = ChatService(factory, reactor, (auditFile, forwarder), threadpool)
+    connections = Connections(services, batchWrites=reactor)
+    service = ChatService(connections, reactor, (auditFile, forwarder), threadpool)
+    lineFactory = LineFactory(connections)
     for description in config.listen:
-        ListenerService(description, factory, reactor).setServiceParent(service)
+        ListenerService(description, lineFactory, reactor).setServiceParent(service)
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
     udp.setServiceParent(service)
     return service

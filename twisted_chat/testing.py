@@ -3,20 +3,22 @@ In-memory fakes for testing code built on twisted-chat without a network,
 a disk or a real clock.
 """
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import LogEvent
 from zope.interface import implementer
 
-from .accounts import AuthResult, IAccountStore
 from .audit import AuditLog
 from .config import ServerConfig
-from .hub import LocalHub
+from .core.accounts import AuthResult, IAccountStore
+from .core.hub import LocalHub
+from .core.services import ChatServices
+from .core.text import foldName
+from .frontends.connection import Connections
+from .frontends.line.protocol import LineFactory, LineProtocol
 from .presence import PresenceTracker
-from .protocol import ChatProtocol
-from .service import ChatFactory
-from .text import foldName
 
 
 @implementer(IAccountStore)
@@ -77,48 +79,55 @@ class AuditRecorder:
         self.lines.append(event["audit"])
 
 
-def makeFactory(
+def makeServices(
     clock: Clock | None = None,
     accounts: IAccountStore | None = None,
     config: ServerConfig | None = None,
-    batchWrites: bool = False,
-) -> tuple[ChatFactory, AuditRecorder]:
+) -> tuple[ChatServices, AuditRecorder]:
     """
-    A L{ChatFactory} on a L{LocalHub}, a L{MemoryAccountStore} and a fake
-    clock, with an L{AuditRecorder} collecting its audit lines.  With
-    C{batchWrites}, output waits for the clock as it does for the reactor.
+    The shared parts of a node on a L{LocalHub}, a L{MemoryAccountStore} and
+    a fake clock, with an L{AuditRecorder} collecting the audit lines.
     """
     clock = clock or Clock()
     config = config or ServerConfig()
     recorder = AuditRecorder()
-    factory = ChatFactory(
+    services = ChatServices(
         LocalHub(clock),
         accounts or MemoryAccountStore(),
         AuditLog(recorder),
         PresenceTracker(clock, config.heartbeatInterval, config.heartbeatTimeout),
         clock,
         config,
-        batchWrites=clock if batchWrites else None,
     )
-    return factory, recorder
+    return services, recorder
+
+
+def makeFactory(
+    clock: Clock | None = None,
+    accounts: IAccountStore | None = None,
+    config: ServerConfig | None = None,
+    batchWrites: bool = False,
+) -> tuple[LineFactory, AuditRecorder]:
+    """
+    A L{LineFactory} over L{makeServices}.  With C{batchWrites}, output
+    waits for the clock as it does for the reactor.
+    """
+    services, recorder = makeServices(clock, accounts, config)
+    batch = services.clock if batchWrites else None
+    return LineFactory(Connections(services, batchWrites=batch)), recorder
 
 
 def connect(
-    factory: ChatFactory, host: str = "192.0.2.1", port: int = 40000
-) -> tuple[ChatProtocol, StringTransportWithDisconnection]:
+    factory: LineFactory, host: str = "192.0.2.1", port: int = 40000
+) -> tuple[LineProtocol, StringTransportWithDisconnection]:
     """
-    Connect a new L{ChatProtocol} of C{factory} to a string transport.
+    Connect a new L{LineProtocol} of C{factory} to a string transport.
     """
     protocol = factory.buildProtocol(None)
+    assert isinstance(protocol, LineProtocol)
     transport = StringTransportWithDisconnection(
-        hostAddress=None, peerAddress=_address(host, port)
+        hostAddress=None, peerAddress=IPv4Address("TCP", host, port)
     )
     transport.protocol = protocol
     protocol.makeConnection(transport)
     return protocol, transport
-
-
-def _address(host: str, port: int) -> object:
-    from twisted.internet.address import IPv4Address
-
-    return IPv4Address("TCP", host, port)

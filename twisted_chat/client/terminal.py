@@ -25,7 +25,7 @@ from twisted.internet import stdio
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from .client import ChatClientProtocol, Stage
+from .protocol import ChatClientProtocol, Stage
 
 CTRL_A = b"\x01"
 CTRL_C = b"\x03"

@@ -6,11 +6,14 @@ change is atomic across nodes: who is online where (C{tc:online}), who is
 paired with whom (C{tc:partner}), pending private-chat requests
 (C{tc:request}), the users of each node, and a liveness key per node.
 
-Lines travel by pub/sub: a group line is published once on C{tc:group} and
-every node delivers it to its own sessions; a line for one user, and the
-control operations of private chats, go to the channel of the node holding
-that user's session (C{tc:to:<node>}).  Each node keeps a mirror of which of
-its own sessions are in the group, so a group line costs it one loop.
+Lines travel by pub/sub: a group line (C{s}), and a user's arrival (C{j})
+or departure (C{l}), is published once on C{tc:group} as LF-separated
+fields (the kind, the user's key, then the name and the text), and every
+node delivers it to its own sessions but that user's; a notification for
+one user (L{twisted_chat.core.events.encode}), and the control operations
+of private chats, go as JSON to the channel of the node holding that user's
+session (C{tc:to:<node>}).  Each node keeps a mirror of which of its own
+sessions are in the group, so a group line costs it one fan-out loop.
 """
 
 import json
@@ -22,28 +25,30 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from . import messages
-from .hub import (
-    Departure,
-    HubUnavailableError,
-    IHub,
+from ..core.events import (
+    ChatLine,
+    PrivateLine,
     Request,
     RequestResult,
-    Session,
+    UserJoined,
+    UserLeft,
     UserStatus,
-    encodeLine,
+    decode,
+    encode,
 )
-from .redisconn import MAX_RECONNECT_DELAY, RedisAddress, RedisConnection
-from .text import foldName
+from ..core.hub import Audience, Departure, HubUnavailableError, IHub, Session
+from ..core.text import foldName
+from .connection import MAX_RECONNECT_DELAY, RedisAddress, RedisConnection
 
 GROUP_CHANNEL = "tc:group"
 NODE_CHANNEL = "tc:to:{node}"
 REQUEST_TIMEOUT = 60.0
 
 # Helpers shared by the scripts below: send operations to the node holding a
-# user, fill a line template with a name, and take a user offline.
+# user, tell a user of an event, and take a user offline.
 _PRELUDE = """
 local function send(k, ops)
   local rec = redis.call('HGET', 'tc:online', k)
@@ -51,15 +56,15 @@ local function send(k, ops)
     redis.call('PUBLISH', 'tc:to:' .. cjson.decode(rec).n, cjson.encode(ops))
   end
 end
-local function fill(template, name)
-  return (string.gsub(template, '{name}', name))
+local function event(k, kind, name)
+  return {'ev', k, {kind, name}}
 end
 local function nameOf(k)
   local rec = redis.call('HGET', 'tc:online', k)
   if rec then return cjson.decode(rec).name end
   return k
 end
-local function leave(k, sid, lines)
+local function leave(k, sid)
   local rec = redis.call('HGET', 'tc:online', k)
   if not rec then return false end
   local r = cjson.decode(rec)
@@ -69,9 +74,9 @@ local function leave(k, sid, lines)
     local q = cjson.decode(req)
     redis.call('HDEL', 'tc:request', q.r, q.t)
     if q.r == k then
-      send(q.t, {{'line', q.t, fill(lines.fromCancelled, r.name)}})
+      send(q.t, {event(q.t, 'RequestFromCancelled', r.name)})
     else
-      send(q.r, {{'line', q.r, fill(lines.toCancelled, r.name)}})
+      send(q.r, {event(q.r, 'RequestToCancelled', r.name)})
     end
   end
   local partner = redis.call('HGET', 'tc:partner', k)
@@ -79,25 +84,24 @@ local function leave(k, sid, lines)
   if partner then
     redis.call('HDEL', 'tc:partner', k, partner)
     partnerName = nameOf(partner)
-    local notice = {'line', partner, fill(lines.partnerLeft, r.name)}
-    send(partner, {notice, {'unpair', partner}})
+    send(partner, {event(partner, 'PartnerLeft', r.name), {'unpair', partner}})
   end
   redis.call('HDEL', 'tc:online', k)
   redis.call('SREM', 'tc:node:' .. r.n, k)
-  redis.call('PUBLISH', 'tc:group', k .. '\\n' .. fill(lines.left, r.name))
+  redis.call('PUBLISH', 'tc:group', 'l\\n' .. k .. '\\n' .. r.name)
   return {r.name, partnerName}
 end
-local function reap(node, lines)
+local function reap(node)
   for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
-    leave(k, '', lines)
+    leave(k, '')
   end
   redis.call('DEL', 'tc:node:' .. node)
   redis.call('SREM', 'tc:nodes', node)
 end
 """
 
-# ARGV: key, node, sid, name, joined line.  Returns {takeover, old node,
-# old sid, partner key}.
+# ARGV: key, node, sid, name.  Returns {takeover, old node, old sid,
+# partner key}.
 _ATTACH = (
     _PRELUDE
     + """
@@ -114,26 +118,26 @@ if old then
   end
   return {1, o.n, o.s, partner}
 end
-redis.call('PUBLISH', 'tc:group', k .. '\\n' .. ARGV[5])
+redis.call('PUBLISH', 'tc:group', 'j\\n' .. k .. '\\n' .. ARGV[4])
 return {0, '', '', partner}
 """
 )
 
-# ARGV: key, sid ('' for any), lines (JSON).  Returns {name, partner name} or
-# false if the session was not the one online.
-_DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2], cjson.decode(ARGV[3]))"
+# ARGV: key, sid ('' for any).  Returns {name, partner name} or false if the
+# session was not the one online.
+_DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2])"
 
-# ARGV: key, line.
-_DELIVER = (
+# ARGV: key, an encoded notification.
+_NOTIFY = (
     _PRELUDE
     + """
 if redis.call('HEXISTS', 'tc:online', ARGV[1]) == 0 then return 0 end
-send(ARGV[1], {{'line', ARGV[1], ARGV[2]}})
+send(ARGV[1], {{'ev', ARGV[1], cjson.decode(ARGV[2])}})
 return 1
 """
 )
 
-# ARGV: requester key, target key, question line, request id.
+# ARGV: requester key, target key, request id.
 _REQUEST = (
     _PRELUDE
     + """
@@ -154,16 +158,16 @@ if redis.call('HEXISTS', 'tc:partner', t) == 1 then return {'TARGET_IN_PM', tnam
 if redis.call('HEXISTS', 'tc:request', t) == 1 then
   return {'TARGET_HAS_REQUEST', tname}
 end
-local v = cjson.encode({r = k, t = t, rn = nameOf(k), tn = tname, id = ARGV[4]})
+local rname = nameOf(k)
+local v = cjson.encode({r = k, t = t, rn = rname, tn = tname, id = ARGV[3]})
 redis.call('HSET', 'tc:request', k, v)
 redis.call('HSET', 'tc:request', t, v)
-send(t, {{'line', t, ARGV[3]}})
+send(t, {event(t, 'PrivateRequest', rname)})
 return {'SENT', tname}
 """
 )
 
-# ARGV: requester key, request id, "request to" template, "request from"
-# template.
+# ARGV: requester key, request id.
 _EXPIRE = (
     _PRELUDE
     + """
@@ -172,14 +176,14 @@ if not req then return 0 end
 local q = cjson.decode(req)
 if q.id ~= ARGV[2] then return 0 end
 redis.call('HDEL', 'tc:request', q.r, q.t)
-send(q.r, {{'line', q.r, fill(ARGV[3], q.tn)}})
-send(q.t, {{'line', q.t, fill(ARGV[4], q.rn)}})
+send(q.r, {event(q.r, 'RequestToExpired', q.tn)})
+send(q.t, {event(q.t, 'RequestFromExpired', q.rn)})
 return 1
 """
 )
 
-# ARGV: target key, '1' to accept, started template, rejected template.
-# Returns {requester name, requester key} or false.
+# ARGV: target key, '1' to accept.  Returns {requester name, requester key}
+# or false.
 _ANSWER = (
     _PRELUDE
     + """
@@ -192,15 +196,15 @@ redis.call('HDEL', 'tc:request', q.r, q.t)
 if ARGV[2] == '1' then
   redis.call('HSET', 'tc:partner', q.r, q.t)
   redis.call('HSET', 'tc:partner', q.t, q.r)
-  send(q.r, {{'line', q.r, fill(ARGV[3], q.tn)}, {'pair', q.r, q.t}})
+  send(q.r, {event(q.r, 'PrivateStarted', q.tn), {'pair', q.r, q.t}})
 else
-  send(q.r, {{'line', q.r, fill(ARGV[4], q.tn)}})
+  send(q.r, {event(q.r, 'PrivateRejected', q.tn)})
 end
 return {q.rn, q.r}
 """
 )
 
-# ARGV: key, the partner-left line.  Returns the partner's name or false.
+# ARGV: key.  Returns the partner's name or false.
 _LEAVE_PRIVATE_CHAT = (
     _PRELUDE
     + """
@@ -208,7 +212,7 @@ local k = ARGV[1]
 local p = redis.call('HGET', 'tc:partner', k)
 if not p then return false end
 redis.call('HDEL', 'tc:partner', k, p)
-send(p, {{'line', p, ARGV[2]}, {'unpair', p}})
+send(p, {event(p, 'PartnerLeft', nameOf(k)), {'unpair', p}})
 return nameOf(p)
 """
 )
@@ -217,34 +221,32 @@ _ONLINE = """
 return {redis.call('HGETALL', 'tc:online'), redis.call('HGETALL', 'tc:partner')}
 """
 
-# ARGV: node, liveness TTL in ms, lines (JSON), '1' to reap.  Refreshes this
-# node's liveness and, if asked to, takes the users of dead nodes offline.
+# ARGV: node, liveness TTL in ms, '1' to reap.  Refreshes this node's
+# liveness and, if asked to, takes the users of dead nodes offline.
 _HEARTBEAT = (
     _PRELUDE
     + """
 local node = ARGV[1]
 redis.call('SET', 'tc:alive:' .. node, '1', 'PX', ARGV[2])
 redis.call('SADD', 'tc:nodes', node)
-if ARGV[4] ~= '1' then return 0 end
-local lines = cjson.decode(ARGV[3])
+if ARGV[3] ~= '1' then return 0 end
 for _, other in ipairs(redis.call('SMEMBERS', 'tc:nodes')) do
-  if redis.call('EXISTS', 'tc:alive:' .. other) == 0 then reap(other, lines) end
+  if redis.call('EXISTS', 'tc:alive:' .. other) == 0 then reap(other) end
 end
 return 0
 """
 )
 
-# ARGV: node, sessions (JSON {key: [sid, name]}), lines (JSON).  After Redis
-# came back: drop the users who left meanwhile, announce the others again,
-# and return {key, partner key} pairs and superseded keys.
+# ARGV: node, sessions (JSON {key: [sid, name]}).  After Redis came back:
+# drop the users who left meanwhile, announce the others again, and return
+# {key, partner key} pairs and superseded keys.
 _RESYNC = (
     _PRELUDE
     + """
 local node = ARGV[1]
 local current = cjson.decode(ARGV[2])
-local lines = cjson.decode(ARGV[3])
 for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
-  if current[k] == nil then leave(k, '', lines) end
+  if current[k] == nil then leave(k, '') end
 end
 local partners, superseded = {}, {}
 for k, v in pairs(current) do
@@ -265,16 +267,6 @@ return {partners, superseded}
 )
 
 _REQUEST_OUTCOMES = {outcome.name: outcome for outcome in Request}
-
-# The templates the scripts fill with the name of a user who left.
-_LEAVE_LINES = json.dumps(
-    {
-        "fromCancelled": messages.REQUEST_FROM_CANCELLED,
-        "toCancelled": messages.REQUEST_TO_CANCELLED,
-        "partnerLeft": messages.PARTNER_LEFT,
-        "left": messages.LEFT,
-    }
-)
 
 
 @implementer(IHub)
@@ -307,7 +299,7 @@ class RedisHub:
         )
         self._sessions: dict[str, Session] = {}
         self._sids: dict[str, str] = {}
-        self._group: dict[str, Session] = {}
+        self._group = Audience()
         self._partners: dict[str, str] = {}
         self._reapAfter = 0.0
         self._connectedBefore = False
@@ -333,11 +325,11 @@ class RedisHub:
     def _beat(self) -> None:
         liveness = int(self.ttl * 2000 / 3)
         reap = "1" if self._clock.seconds() >= self._reapAfter else "0"
-        self.redis.script(
-            _HEARTBEAT, self.node, liveness, _LEAVE_LINES, reap
-        ).addErrback(self._ignoreUnavailable)
+        self.redis.script(_HEARTBEAT, self.node, liveness, reap).addErrback(
+            self._ignoreUnavailable
+        )
 
-    def _ignoreUnavailable(self, failure: Any) -> None:
+    def _ignoreUnavailable(self, failure: Failure) -> None:
         failure.trap(HubUnavailableError)
 
     def _resync(self) -> None:
@@ -356,7 +348,7 @@ class RedisHub:
             for key, session in self._sessions.items()
         }
         d = self.redis.script(
-            _RESYNC, self.node, json.dumps(current) if current else "{}", _LEAVE_LINES
+            _RESYNC, self.node, json.dumps(current) if current else "{}"
         )
         d.addCallback(self._resynced)
         d.addErrback(self._ignoreUnavailable)
@@ -369,11 +361,10 @@ class RedisHub:
             for i in range(0, len(pairs), 2)
             if pairs[i] in self._sessions
         }
-        self._group = {
-            key: session
-            for key, session in self._sessions.items()
-            if key not in self._partners
-        }
+        self._group.clear()
+        for key, session in self._sessions.items():
+            if key not in self._partners:
+                self._group.add(session)
         for key in superseded:
             self._supersede(key, self._sids.get(key, ""))
 
@@ -381,32 +372,36 @@ class RedisHub:
 
     def _messageReceived(self, channel: str, message: str) -> None:
         if channel == GROUP_CHANNEL:
-            exclude, _, line = message.partition("\n")
-            self._deliverToGroup(encodeLine(line), exclude)
+            kind, key, rest = message.split("\n", 2)
+            # The user the message is about gets no copy of it.
+            own = self._sessions.get(key)
+            exclude = own.client if own is not None else None
+            if kind == "s":
+                name, text = rest.split("\n", 1)
+                self._group.send(ChatLine(name, text), exclude)
+            elif kind == "j":
+                self._group.announce(UserJoined(rest), exclude)
+            elif kind == "l":
+                self._group.announce(UserLeft(rest), exclude)
             return
         for operation in json.loads(message):
             getattr(self, "_op_" + operation[0])(*operation[1:])
 
-    def _deliverToGroup(self, data: bytes, exclude: str) -> None:
-        for key, session in tuple(self._group.items()):
-            if key != exclude:
-                session.client.deliver(data)
-
-    def _op_line(self, key: str, text: str) -> None:
+    def _op_ev(self, key: str, encoded: list[Any]) -> None:
         session = self._sessions.get(key)
         if session is not None:
-            session.client.deliver(encodeLine(text))
+            session.client.notify(decode(encoded))
 
     def _op_pair(self, key: str, partner: str) -> None:
         if key in self._sessions:
             self._partners[key] = partner
-            self._group.pop(key, None)
+            self._group.discard(key)
 
     def _op_unpair(self, key: str) -> None:
         session = self._sessions.get(key)
         if session is not None:
             self._partners.pop(key, None)
-            self._group[key] = session
+            self._group.add(session)
 
     def _op_supersede(self, key: str, sid: str) -> None:
         self._supersede(key, sid)
@@ -416,7 +411,7 @@ class RedisHub:
             return
         session = self._sessions.pop(key)
         del self._sids[key]
-        self._group.pop(key, None)
+        self._group.discard(key)
         self._partners.pop(key, None)
         session.client.supersede()
 
@@ -425,7 +420,7 @@ class RedisHub:
             return False
         del self._sessions[session.key]
         del self._sids[session.key]
-        self._group.pop(session.key, None)
+        self._group.discard(session.key)
         self._partners.pop(session.key, None)
         return True
 
@@ -433,7 +428,6 @@ class RedisHub:
 
     def attach(self, session: Session) -> "Deferred[bool]":
         sid = uuid.uuid4().hex
-        joined = messages.JOINED.format(name=session.name)
 
         def attached(reply: list[Any]) -> bool:
             takeover, oldNode, oldSid, partner = reply
@@ -444,12 +438,10 @@ class RedisHub:
             if partner:
                 self._partners[session.key] = partner
             else:
-                self._group[session.key] = session
+                self._group.add(session)
             return bool(takeover)
 
-        d = self.redis.script(
-            _ATTACH, session.key, self.node, sid, session.name, joined
-        )
+        d = self.redis.script(_ATTACH, session.key, self.node, sid, session.name)
         return d.addCallback(attached)
 
     def detach(self, session: Session) -> "Deferred[Departure | None]":
@@ -462,38 +454,31 @@ class RedisHub:
                 return None
             return Departure(reply[1] or None)
 
-        def unreachable(failure: Any) -> Departure:
+        def unreachable(failure: Failure) -> Departure:
             # Redis is away: the session is gone from this node, and the
             # resync when Redis is back takes it offline there too.
             failure.trap(HubUnavailableError)
-            self._deliverToGroup(
-                encodeLine(messages.LEFT.format(name=session.name)), session.key
-            )
+            self._group.announce(UserLeft(session.name))
             return Departure(None)
 
-        d = self.redis.script(_DETACH, session.key, sid, _LEAVE_LINES)
+        d = self.redis.script(_DETACH, session.key, sid)
         return d.addCallbacks(detached, unreachable)
 
-    def say(self, session: Session, text: str) -> "Deferred[bool]":
-        line = messages.CHAT_LINE.format(name=session.name, text=text)
+    def say(self, session: Session, text: str) -> bool:
         partner = self._partners.get(session.key)
         if partner is not None:
-            d = self.redis.script(_DELIVER, partner, line)
-            return d.addCallback(lambda _: False)
+            line = json.dumps(encode(PrivateLine(session.name, text)))
+            d = self.redis.script(_NOTIFY, partner, line)
+            d.addErrback(session.client.failed)
+            return False
         if not self.redis.available:
-            self._deliverToGroup(encodeLine(line), session.key)
-            return succeed(True)
-        d = self.redis.call("publish", GROUP_CHANNEL, f"{session.key}\n{line}")
-        return d.addCallback(lambda _: True)
-
-    def deliver(self, name: str, text: str) -> "Deferred[bool]":
-        d = self.redis.script(_DELIVER, foldName(name), text)
-        return d.addCallback(bool)
-
-    def broadcast(self, text: str, exclude: Session | None) -> "Deferred[None]":
-        key = exclude.key if exclude else ""
-        d = self.redis.call("publish", GROUP_CHANNEL, f"{key}\n{text}")
-        return d.addCallback(lambda _: None)
+            self._group.send(ChatLine(session.name, text), session.client)
+            return True
+        message = f"s\n{session.key}\n{session.name}\n{text}"
+        self.redis.call("publish", GROUP_CHANNEL, message).addErrback(
+            session.client.failed
+        )
+        return True
 
     def online(self) -> "Deferred[list[UserStatus]]":
         def parsed(reply: list[list[str]]) -> list[UserStatus]:
@@ -520,7 +505,6 @@ class RedisHub:
         self, session: Session, target: str
     ) -> "Deferred[RequestResult]":
         requestId = uuid.uuid4().hex
-        question = messages.PM_REQUEST_RECEIVED.format(name=session.name)
 
         def requested(reply: list[str]) -> RequestResult:
             outcome = _REQUEST_OUTCOMES[reply[0]]
@@ -530,19 +514,13 @@ class RedisHub:
                 )
             return RequestResult(outcome, reply[1] or target)
 
-        d = self.redis.script(
-            _REQUEST, session.key, foldName(target), question, requestId
-        )
+        d = self.redis.script(_REQUEST, session.key, foldName(target), requestId)
         return d.addCallback(requested)
 
     def _expire(self, key: str, requestId: str) -> None:
-        self.redis.script(
-            _EXPIRE,
-            key,
-            requestId,
-            messages.REQUEST_TO_EXPIRED,
-            messages.REQUEST_FROM_EXPIRED,
-        ).addErrback(self._ignoreUnavailable)
+        self.redis.script(_EXPIRE, key, requestId).addErrback(
+            self._ignoreUnavailable
+        )
 
     def answerPrivateChat(
         self, session: Session, accept: bool
@@ -555,13 +533,7 @@ class RedisHub:
                 self._op_pair(session.key, requesterKey)
             return requesterName
 
-        d = self.redis.script(
-            _ANSWER,
-            session.key,
-            "1" if accept else "0",
-            messages.PM_STARTED,
-            messages.PM_REJECTED,
-        )
+        d = self.redis.script(_ANSWER, session.key, "1" if accept else "0")
         return d.addCallback(answered)
 
     def leavePrivateChat(self, session: Session) -> "Deferred[str | None]":
@@ -571,6 +543,5 @@ class RedisHub:
             self._op_unpair(session.key)
             return str(partner)
 
-        line = messages.PARTNER_LEFT.format(name=session.name)
-        d = self.redis.script(_LEAVE_PRIVATE_CHAT, session.key, line)
+        d = self.redis.script(_LEAVE_PRIVATE_CHAT, session.key)
         return d.addCallback(left)

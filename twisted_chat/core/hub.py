@@ -1,22 +1,44 @@
 """
 The hub: everything a session reaches beyond itself.
 
-The protocol never touches another session directly.  It asks the hub to
-deliver lines, broadcast to the group, claim a name, look users up and change
-private-chat state, and the hub answers with Deferreds.  L{LocalHub} keeps that
-state in this process and answers at once; a hub spanning several nodes
-answers the same calls over the network.
+A session core never touches another session directly.  It asks the hub to
+claim a name, relay a line, look users up and change private-chat state; the
+hub answers with Deferreds and tells the other sessions' front-ends what
+happened, as the typed notifications of L{twisted_chat.core.events}.
+L{LocalHub} keeps that state in this process and answers at once; the Redis
+hub answers the same calls for several nodes.
+
+A group line is rendered once per front-end kind (L{IRenderer}) and the same
+bytes are handed to every client of that kind (L{Audience}).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import Enum, auto
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from . import messages
+from .events import (
+    ChatLine,
+    Event,
+    Notification,
+    PartnerLeft,
+    PrivateLine,
+    PrivateRejected,
+    PrivateRequest,
+    PrivateStarted,
+    Request,
+    RequestFromCancelled,
+    RequestFromExpired,
+    RequestResult,
+    RequestToCancelled,
+    RequestToExpired,
+    UserJoined,
+    UserLeft,
+    UserStatus,
+)
 from .text import foldName
 
 REQUEST_TIMEOUT = 60.0
@@ -29,14 +51,34 @@ class HubUnavailableError(Exception):
     """
 
 
+Broadcast = ChatLine | UserJoined | UserLeft
+"""
+The notifications sent to a whole audience at once.
+"""
+
+
+class IRenderer(Interface):
+    """
+    How one kind of front-end writes the notifications it shares with many
+    clients: made once per message, whatever the number of recipients.
+    """
+
+    def render(event: Broadcast) -> bytes:
+        """
+        The bytes that tell a client of this kind about C{event}.
+        """
+
+
 class IChatClient(Interface):
     """
-    The end of one logged-in connection, as the hub sees it.
+    The front-end end of one logged-in session, as the hub sees it.
     """
+
+    renderer = Attribute("The L{IRenderer} of this client's front-end kind.")
 
     def deliver(data: bytes) -> None:
         """
-        Send C{data}, one or more encoded lines, to this client.
+        Send C{data}, rendered by this client's renderer, to this client.
         """
 
     def announce(data: bytes) -> None:
@@ -44,6 +86,17 @@ class IChatClient(Interface):
         Send C{data}, a notice that someone joined or left, which may wait
         a moment to share a write with other lines: a crowd arriving costs
         each client a few writes a second, not one per arrival.
+        """
+
+    def notify(event: Event) -> None:
+        """
+        Tell this client alone about C{event} (a notification, or the result
+        of its own session's action).
+        """
+
+    def failed(failure: Failure) -> None:
+        """
+        Something done for this client failed (the hub was out of reach).
         """
 
     def supersede() -> None:
@@ -67,49 +120,95 @@ class Session:
 
 
 @dataclass(frozen=True)
-class UserStatus:
-    """
-    What others may know of an online user: the name and private-chat partner.
-    """
-
-    name: str
-    partner: str | None
-
-
-class Request(Enum):
-    """
-    The outcome of asking someone for a private chat.
-    """
-
-    SENT = auto()
-    SELF = auto()
-    OFFLINE = auto()
-    TARGET_IN_PM = auto()
-    TARGET_HAS_REQUEST = auto()
-    ALREADY_IN_PM = auto()
-    ALREADY_ASKED = auto()
-    BEING_ASKED = auto()
-
-
-@dataclass(frozen=True)
-class RequestResult:
-    """
-    A L{Request} outcome and the user it names: the target, or for
-    C{ALREADY_IN_PM}, C{ALREADY_ASKED} and C{BEING_ASKED} the other user
-    already involved.
-    """
-
-    outcome: Request
-    name: str
-
-
-@dataclass(frozen=True)
 class Departure:
     """
     What ended when a user left: the private chat partner they had, if any.
     """
 
     partner: str | None
+
+
+class Audience:
+    """
+    The sessions that get the same lines (the group), by folded name, with
+    their clients grouped by renderer for the fan-out loop.
+    """
+
+    __slots__ = ("_groups", "_sessions")
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Session] = {}
+        # The clients by renderer, rebuilt after a change (None until then).
+        self._groups: tuple[tuple[IRenderer, tuple[IChatClient, ...]], ...] | None
+        self._groups = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._sessions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sessions)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, key: str) -> Session | None:
+        return self._sessions.get(key)
+
+    def add(self, session: Session) -> None:
+        """
+        Add C{session}, or put it in place of the session of the same name.
+        """
+        self._sessions[session.key] = session
+        self._groups = None
+
+    def discard(self, key: str) -> None:
+        if self._sessions.pop(key, None) is not None:
+            self._groups = None
+
+    def clear(self) -> None:
+        self._sessions.clear()
+        self._groups = None
+
+    def _snapshot(self) -> tuple[tuple[IRenderer, tuple[IChatClient, ...]], ...]:
+        """
+        The clients by renderer, kept until the audience changes.  A
+        snapshot: a delivery may end a session (a full send queue) and so
+        change the audience while the caller loops.
+        """
+        groups = self._groups
+        if groups is None:
+            byRenderer: dict[IRenderer, list[IChatClient]] = {}
+            for session in self._sessions.values():
+                client = session.client
+                byRenderer.setdefault(client.renderer, []).append(client)
+            groups = tuple(
+                (renderer, tuple(clients)) for renderer, clients in byRenderer.items()
+            )
+            self._groups = groups
+        return groups
+
+    def send(self, event: Broadcast, exclude: IChatClient | None = None) -> None:
+        """
+        Deliver C{event} to every client but C{exclude}.
+        """
+        for renderer, clients in self._snapshot():
+            data = renderer.render(event)
+            for client in clients:
+                if client is not exclude:
+                    client.deliver(data)
+
+    def announce(
+        self, event: UserJoined | UserLeft, exclude: IChatClient | None = None
+    ) -> None:
+        """
+        Announce C{event} to every client but C{exclude} (a notice, which
+        may wait a little).
+        """
+        for renderer, clients in self._snapshot():
+            data = renderer.render(event)
+            for client in clients:
+                if client is not exclude:
+                    client.announce(data)
 
 
 class IHub(Interface):
@@ -142,20 +241,11 @@ class IHub(Interface):
         announce its departure.  Fires with L{None} if it had been superseded.
         """
 
-    def say(session: Session, text: str) -> "Deferred[bool]":
+    def say(session: Session, text: str) -> bool:
         """
         Relay C{text} from C{session} to its partner if it is in a private
-        chat, otherwise to the group.  Fires with whether it went to the group.
-        """
-
-    def deliver(name: str, text: str) -> "Deferred[bool]":
-        """
-        Send one line to the user C{name}; fire with whether they are online.
-        """
-
-    def broadcast(text: str, exclude: Session | None) -> "Deferred[None]":
-        """
-        Send one line to every user in the group (not in a private chat).
+        chat, otherwise to the group; return whether it went to the group.
+        A failure to deliver is reported to C{session.client}.
         """
 
     def lookup(name: str) -> "Deferred[UserStatus | None]":
@@ -186,13 +276,6 @@ class IHub(Interface):
         """
 
 
-def encodeLine(text: str) -> bytes:
-    """
-    Encode one server line for the wire.
-    """
-    return text.encode("utf-8") + b"\r\n"
-
-
 @dataclass(eq=False)
 class _PendingRequest:
     requester: Session
@@ -213,10 +296,7 @@ class LocalHub:
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
         self._sessions: dict[str, Session] = {}
-        self._group: dict[str, Session] = {}
-        # The clients of the group's sessions, for the fan-out loop; rebuilt
-        # after the group changes (None until then).
-        self._groupClients: tuple[IChatClient, ...] | None = None
+        self._group = Audience()
         self._partners: dict[str, str] = {}
         self._requests: dict[str, _PendingRequest] = {}
 
@@ -232,42 +312,17 @@ class LocalHub:
     def stop(self) -> "Deferred[None]":
         return succeed(None)
 
-    def _send(self, key: str, text: str) -> None:
+    def _notify(self, key: str, event: Notification) -> None:
         session = self._sessions.get(key)
         if session is not None:
-            session.client.deliver(encodeLine(text))
-
-    def _groupSnapshot(self) -> tuple[IChatClient, ...]:
-        """
-        The clients of the group's sessions, kept until the group changes.
-        A snapshot: a delivery may end a session (a full send queue) and so
-        change the group while the caller loops.
-        """
-        clients = self._groupClients
-        if clients is None:
-            clients = tuple(session.client for session in self._group.values())
-            self._groupClients = clients
-        return clients
-
-    def _sendToGroup(self, text: str, exclude: Session | None) -> None:
-        data = encodeLine(text)
-        skip = exclude.client if exclude is not None else None
-        for client in self._groupSnapshot():
-            if client is not skip:
-                client.deliver(data)
-
-    def _announceToGroup(self, text: str) -> None:
-        data = encodeLine(text)
-        for client in self._groupSnapshot():
-            client.announce(data)
+            session.client.notify(event)
 
     def attach(self, session: Session) -> "Deferred[bool]":
         old = self._sessions.get(session.key)
         self._sessions[session.key] = session
         if old is not None:
             if session.key in self._group:
-                self._group[session.key] = session
-                self._groupClients = None
+                self._group.add(session)
             for request in self._requests.values():
                 if request.requester is old:
                     request.requester = session
@@ -275,9 +330,8 @@ class LocalHub:
                     request.target = session
             old.client.supersede()
             return succeed(True)
-        self._announceToGroup(messages.JOINED.format(name=session.name))
-        self._group[session.key] = session
-        self._groupClients = None
+        self._group.announce(UserJoined(session.name))
+        self._group.add(session)
         return succeed(False)
 
     def detach(self, session: Session) -> "Deferred[Departure | None]":
@@ -287,41 +341,24 @@ class LocalHub:
         if request is not None:
             self._dropRequest(request)
             if request.requester is session:
-                self._send(
-                    request.target.key,
-                    messages.REQUEST_FROM_CANCELLED.format(name=session.name),
-                )
+                self._notify(request.target.key, RequestFromCancelled(session.name))
             else:
-                self._send(
-                    request.requester.key,
-                    messages.REQUEST_TO_CANCELLED.format(name=session.name),
-                )
+                self._notify(request.requester.key, RequestToCancelled(session.name))
         partner = self._unpair(session)
         if partner is not None:
-            self._send(partner.key, messages.PARTNER_LEFT.format(name=session.name))
+            self._notify(partner.key, PartnerLeft(session.name))
         del self._sessions[session.key]
-        self._group.pop(session.key, None)
-        self._groupClients = None
-        self._announceToGroup(messages.LEFT.format(name=session.name))
+        self._group.discard(session.key)
+        self._group.announce(UserLeft(session.name))
         return succeed(Departure(partner.name if partner else None))
 
-    def say(self, session: Session, text: str) -> "Deferred[bool]":
-        line = messages.CHAT_LINE.format(name=session.name, text=text)
+    def say(self, session: Session, text: str) -> bool:
         partnerKey = self._partners.get(session.key)
         if partnerKey is not None:
-            self._send(partnerKey, line)
-            return succeed(False)
-        self._sendToGroup(line, session)
-        return succeed(True)
-
-    def deliver(self, name: str, text: str) -> "Deferred[bool]":
-        key = foldName(name)
-        self._send(key, text)
-        return succeed(key in self._sessions)
-
-    def broadcast(self, text: str, exclude: Session | None) -> "Deferred[None]":
-        self._sendToGroup(text, exclude)
-        return succeed(None)
+            self._notify(partnerKey, PrivateLine(session.name, text))
+            return False
+        self._group.send(ChatLine(session.name, text), session.client)
+        return True
 
     def _status(self, session: Session) -> UserStatus:
         partnerKey = self._partners.get(session.key)
@@ -364,7 +401,7 @@ class LocalHub:
         request = _PendingRequest(session, other)
         request.timer = self._clock.callLater(REQUEST_TIMEOUT, self._expire, request)
         self._requests[session.key] = self._requests[other.key] = request
-        self._send(other.key, messages.PM_REQUEST_RECEIVED.format(name=session.name))
+        self._notify(other.key, PrivateRequest(session.name))
         return RequestResult(Request.SENT, other.name)
 
     def _dropRequest(self, request: _PendingRequest) -> None:
@@ -376,10 +413,8 @@ class LocalHub:
     def _expire(self, request: _PendingRequest) -> None:
         self._dropRequest(request)
         requester, target = request.requester, request.target
-        self._send(requester.key, messages.REQUEST_TO_EXPIRED.format(name=target.name))
-        self._send(
-            target.key, messages.REQUEST_FROM_EXPIRED.format(name=requester.name)
-        )
+        self._notify(requester.key, RequestToExpired(target.name))
+        self._notify(target.key, RequestFromExpired(requester.name))
 
     def answerPrivateChat(
         self, session: Session, accept: bool
@@ -391,24 +426,23 @@ class LocalHub:
         requester = request.requester
         if accept:
             self._pair(requester, session)
-            self._send(requester.key, messages.PM_STARTED.format(name=session.name))
+            self._notify(requester.key, PrivateStarted(session.name))
         else:
-            self._send(requester.key, messages.PM_REJECTED.format(name=session.name))
+            self._notify(requester.key, PrivateRejected(session.name))
         return succeed(requester.name)
 
     def leavePrivateChat(self, session: Session) -> "Deferred[str | None]":
         partner = self._unpair(session)
         if partner is None:
             return succeed(None)
-        self._send(partner.key, messages.PARTNER_LEFT.format(name=session.name))
+        self._notify(partner.key, PartnerLeft(session.name))
         return succeed(partner.name)
 
     def _pair(self, first: Session, second: Session) -> None:
         self._partners[first.key] = second.key
         self._partners[second.key] = first.key
-        self._group.pop(first.key, None)
-        self._group.pop(second.key, None)
-        self._groupClients = None
+        self._group.discard(first.key)
+        self._group.discard(second.key)
 
     def _unpair(self, session: Session) -> Session | None:
         partnerKey = self._partners.pop(session.key, None)
@@ -416,9 +450,8 @@ class LocalHub:
             return None
         del self._partners[partnerKey]
         partner = self._sessions[partnerKey]
-        self._group[partnerKey] = partner
-        self._group[session.key] = self._sessions[session.key]
-        self._groupClients = None
+        self._group.add(partner)
+        self._group.add(self._sessions[session.key])
         return partner
 
     def checkInvariants(self) -> Iterable[str]:
@@ -442,3 +475,5 @@ class LocalHub:
         for key in self._group:
             if key not in self._sessions:
                 yield f"{key} is in the group but offline"
+            elif self._group.get(key) is not self._sessions[key]:
+                yield f"{key} is in the group with a superseded session"

@@ -9,10 +9,11 @@ from typing import Any
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from zope.interface import implementer
 
-from .accounts import Account, AuthResult, IAccountStore, Inflight
-from .passwords import PasswordHashing
-from .redisconn import RedisConnection
-from .text import foldName
+from ..core.accounts import AuthResult, IAccountStore
+from ..core.text import foldName
+from ..stores.accounts import Account, Inflight
+from ..stores.passwords import PasswordHashing
+from .connection import RedisConnection
 
 ACCOUNT_KEY = "tc:account:{key}"
 INDEX_KEY = "tc:accounts"

@@ -21,7 +21,7 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .hub import HubUnavailableError
+from ..core.hub import HubUnavailableError
 
 REPLY_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0

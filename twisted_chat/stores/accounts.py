@@ -1,8 +1,6 @@
 """
-The account store: user names and Argon2id password hashes.
-
-L{IAccountStore} is what the protocol sees; L{JsonAccountStore} keeps the
-accounts in a JSON file (C{users.json}) that is rewritten atomically.
+Accounts in a JSON file (C{users.json}), rewritten atomically: the
+L{IAccountStore} of a single node.
 """
 
 import json
@@ -10,7 +8,6 @@ import os
 import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
-from enum import Enum
 from functools import cached_property
 from typing import Any
 
@@ -20,62 +17,19 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
+from ..core.accounts import AuthResult, IAccountStore
+from ..core.text import foldName, normalizeName
 from .passwords import PasswordHashing, plaintextMatches
-from .text import foldName, normalizeName
 
 FORMAT_VERSION = 1
-
-
-class AuthResult(Enum):
-    """
-    The outcome of a login attempt.
-    """
-
-    REGISTERED = "registered"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
 
 
 class AccountFileError(Exception):
     """
     The account file cannot be used; the message says why and what to do.
     """
-
-
-class IAccountStore(Interface):
-    """
-    Accounts, looked up and changed asynchronously so that a store may live
-    in another process (Redis) as well as in a local file.
-    """
-
-    def lookup(name: str) -> "Deferred[str | None]":
-        """
-        The display name of the account C{name} (any case), or L{None}.
-        """
-
-    def authenticate(name: str, password: str) -> "Deferred[tuple[AuthResult, str]]":
-        """
-        Log in as C{name}, registering it if unknown.  Fires with the outcome
-        and the account's display name once a new account is durable.
-        """
-
-    def changePassword(name: str, old: str, new: str) -> "Deferred[bool]":
-        """
-        Replace the password of C{name} if C{old} is right; fire with whether
-        it was.
-        """
-
-    def search(text: str) -> "Deferred[list[str]]":
-        """
-        The display names containing C{text} (any case), sorted by folded name.
-        """
-
-    def drain() -> "Deferred[None]":
-        """
-        Fire once every hash and write under way has finished.
-        """
 
 
 class Inflight:

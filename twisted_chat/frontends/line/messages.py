@@ -65,6 +65,7 @@ SERVICE_DEGRADED = (
 )
 SERVER_ERROR = "Sorry, the server could not do that; please try again."
 SHUTTING_DOWN = "Server shutting down."
+HEARTBEAT = "HEARTBEAT {port} {token} {interval:g} {timeout:g}"
 
 HELP = (
     "Commands (case does not matter):",

@@ -1,56 +1,19 @@
 """
-The bundled terminal client: C{python -m twisted_chat.client [--host H]
-[--port P] [--tls]}, also installed as the C{twisted-chat} command.
-
-It connects to a twisted-chat server, answers the C{Username: } and
-C{Password: } prompts with what the user types (the password is not echoed),
-then chats.  The server never echoes a user's own lines, so the client shows
-each line it sends as C{<name> > <text>}.  After login it asks for a
-heartbeat token (C{@HEARTBEAT}) and sends it by UDP every interval the server
-names, to the server's address, so the server knows it is alive.  With
-C{--tls} the server's certificate is checked against the system's CAs, or
-against C{--tls-ca PEM} (for a self-signed one).
-
-On a terminal (stdin and stdout both ttys) it runs a line editor built on
-C{twisted.conch} (see L{twisted_chat.terminal}): incoming lines appear above
-the input line, which keeps its prompt (C{<name> > }, or C{<name> [PM with
-<partner>] > } in a private chat, C{<name> [PM with <user>? y/n] > } while
-a request to you waits for C{y} or C{n}) and what is typed so far; a sent
-line stays on screen with its prompt; arrows edit and recall history;
-Ctrl-C, or Ctrl-D on an empty line, logs out, restores the terminal and
-leaves the conversation on screen.  Otherwise it
-runs in plain mode for scripts: each line read from stdin is one answer or
-one chat line, and at the end of input it sends C{LOGOUT}, waits up to five
-seconds for the server to close and exits::
-
-    printf 'me\\npw\\nhello\\nLOGOUT\\n' | python -m twisted_chat.client --port 1234
-
-SIGINT and SIGTERM log out too.  Exit status: 0 after logging out
-(C{LOGOUT}, Ctrl-C, Ctrl-D, end of input or a signal);
-1 if the connection could not be made, or was closed or lost for any other
-reason (the server went away, shut down, or closed the session): the client
-says so and does not reconnect; 2 for bad command-line arguments.
+The client side of the line protocol, independent of how it is shown: it
+answers the server's prompts with the user's lines, follows the private-chat
+state from the server's lines for the prompt, and sends the UDP heartbeats.
 """
 
-import argparse
-import codecs
-import contextlib
-import fcntl
-import os
 import re
-import sys
-import termios
 from collections import deque
-from collections.abc import Callable
 from enum import Enum
 from typing import Any
 from typing import Protocol as TypingProtocol
 
-from twisted.internet import stdio
 from twisted.internet.address import IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone, ReactorNotRunning
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import (
     DatagramProtocol,
     Factory,
@@ -60,16 +23,12 @@ from twisted.internet.protocol import (
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from . import messages
-from .commands import parseLine
-from .text import normalizeName
+from ..core.commands import parseLine
+from ..core.text import normalizeName
+from ..frontends.line import messages
 
-DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 1234
 LOGOUT_WAIT = 5.0
-CONNECT_TIMEOUT = 10.0
 
 _HEARTBEAT = re.compile(r"HEARTBEAT (\d+) (\S+) (\S+) (\S+)")
 
@@ -461,37 +420,6 @@ class ClientFactory(Factory):
         return self.client
 
 
-class Exit:
-    """
-    Ends the program: flush stdout, stop the reactor, remember the status.
-    """
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-        self.status = 1
-        self.stdio: stdio.StandardIO | None = None
-        self._stopping = False
-
-    def __call__(self, status: int) -> None:
-        if self._stopping:
-            self.stdioClosed()
-            return
-        self._stopping = True
-        self.status = status
-        if self.stdio is not None and not self.stdio.disconnected:
-            self.stdio.loseConnection()
-            self.reactor.callLater(2.0, self.stdioClosed)
-        else:
-            self.stdioClosed()
-
-    def stdioClosed(self) -> None:
-        """
-        Stdout is flushed and closed (or gave up): stop the reactor.
-        """
-        with contextlib.suppress(ReactorNotRunning):
-            self.reactor.stop()
-
-
 def closingMessage(expected: bool, reason: Failure) -> tuple[int, str | None]:
     """
     The exit status and what to tell the user when the connection ends.
@@ -502,224 +430,3 @@ def closingMessage(expected: bool, reason: Failure) -> tuple[int, str | None]:
         return 1, "Disconnected: the server closed the connection."
     why = reason.getErrorMessage().rstrip(".")
     return 1, f"Disconnected: the connection to the server was lost ({why})."
-
-
-@implementer(IHalfCloseableProtocol)
-class PlainUI(Protocol):
-    """
-    Plain mode: stdin's lines go to the client, the server's lines to
-    stdout, with no terminal control at all.
-
-    @ivar typedOnTerminal: stdin is a terminal (stdout is not), which echoes
-        the name typed; the password's echo is turned off with C{echo}.
-    """
-
-    def __init__(
-        self,
-        exit: Callable[[int], None],
-        echo: Callable[[bool], None] = lambda on: None,
-        typedOnTerminal: bool = False,
-    ) -> None:
-        self.exit = exit
-        self.echo = echo
-        self.typedOnTerminal = typedOnTerminal
-        self.client: ChatClientProtocol | None = None
-        self._buffer = b""
-        self._midLine = False
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-
-    def _write(self, text: str) -> None:
-        if self.transport is not None and not self.transport.disconnecting:
-            self.transport.write(text.encode("utf-8"))
-
-    # stdin
-
-    def dataReceived(self, data: bytes) -> None:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self._line(line)
-
-    def _line(self, line: bytes) -> None:
-        assert self.client is not None
-        self.client.userLine(line.rstrip(b"\r").decode("utf-8", "replace"))
-
-    def readConnectionLost(self) -> None:
-        if self._buffer:
-            self._line(self._buffer)
-            self._buffer = b""
-        assert self.client is not None
-        self.client.endInput()
-
-    def writeConnectionLost(self) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.exit(1)
-
-    # ChatUI
-
-    def showLine(self, text: str) -> None:
-        self._write(("\n" if self._midLine else "") + text + "\n")
-        self._midLine = False
-
-    def setPrompt(self, prompt: str, secret: bool) -> None:
-        if prompt in (messages.PROMPT_USERNAME, messages.PROMPT_PASSWORD):
-            self._write(("\n" if self._midLine else "") + prompt)
-            self._midLine = True
-            self.echo(not secret)
-
-    def sent(self, stage: Stage, text: str) -> None:
-        if stage is Stage.USERNAME:
-            if not self.typedOnTerminal:
-                self._write(text + "\n")
-        elif stage is Stage.PASSWORD:
-            self.echo(True)
-            self._write("\n")
-        else:
-            assert self.client is not None
-            self._write(f"{self.client.name} > {text}\n")
-        self._midLine = False
-
-    def closed(self, status: int, message: str | None) -> None:
-        self.echo(True)
-        if message is not None:
-            self.showLine(message)
-        elif self._midLine:
-            self._write("\n")
-        self.exit(status)
-
-
-def _ttyEcho(fd: int) -> Callable[[bool], None]:
-    """
-    Return a switch for the echo of the terminal C{fd}, for the password in
-    plain mode when stdin is a terminal but stdout is not.
-    """
-
-    def echo(on: bool) -> None:
-        try:
-            attributes = termios.tcgetattr(fd)
-        except termios.error:
-            return
-        if on:
-            attributes[3] |= termios.ECHO
-        else:
-            attributes[3] &= ~termios.ECHO
-        termios.tcsetattr(fd, termios.TCSANOW, attributes)
-
-    return echo
-
-
-def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
-    """
-    Parse the command line.
-    """
-    parser = argparse.ArgumentParser(
-        prog="twisted-chat", description="Chat on a twisted-chat server."
-    )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="server host name")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
-    parser.add_argument("--tls", action="store_true", help="connect with TLS")
-    parser.add_argument(
-        "--tls-ca",
-        metavar="PEM",
-        help="trust this CA certificate (e.g. a self-signed server's) for --tls",
-    )
-    parser.add_argument(
-        "--debug-log", metavar="FILE", help="write a debugging log to FILE"
-    )
-    return parser.parse_args(argv)
-
-
-def _endpoint(reactor: Any, args: argparse.Namespace) -> Any:
-    from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-
-    endpoint = HostnameEndpoint(reactor, args.host, args.port, timeout=CONNECT_TIMEOUT)
-    if not args.tls:
-        return endpoint
-    from twisted.internet import ssl
-
-    trustRoot = None
-    if args.tls_ca:
-        with open(args.tls_ca, "rb") as f:
-            trustRoot = ssl.Certificate.loadPEM(f.read())
-    return wrapClientTLS(ssl.optionsForClientTLS(args.host, trustRoot), endpoint)
-
-
-def _leaving(reactor: Any, client: ChatClientProtocol) -> "Deferred[None] | None":
-    """
-    Log out before the reactor stops on a signal (SIGINT, SIGTERM); wait
-    for the server a little.
-    """
-    if client.stage in (Stage.CONNECTING, Stage.CLOSED):
-        return None
-    client.logout()
-    closed = client.whenClosed()
-    closed.addTimeout(2.0, reactor)
-    return closed.addErrback(lambda _: None)
-
-
-def main(argv: list[str] | None = None, reactor: Any = None) -> int:
-    """
-    Run the client until it logs out or the connection ends; return the
-    exit status.
-    """
-    args = parseArguments(argv)
-    if reactor is None:
-        from twisted.internet import reactor
-    if args.debug_log:
-        from twisted.logger import globalLogBeginner, textFileLogObserver
-
-        globalLogBeginner.beginLoggingTo(
-            [textFileLogObserver(open(args.debug_log, "a"))],  # noqa: SIM115
-            redirectStandardIO=False,
-        )
-    exit = Exit(reactor)
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    flags = {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (stdin, stdout)}
-    terminal = os.isatty(stdin) and os.isatty(stdout)
-    savedTty = termios.tcgetattr(stdin) if terminal else None
-    try:
-        if terminal:
-            from .terminal import startTerminal
-
-            client, exit.stdio = startTerminal(reactor, exit, stdin)
-        else:
-            if os.isatty(stdin):
-                ui = PlainUI(exit, _ttyEcho(stdin), typedOnTerminal=True)
-            else:
-                ui = PlainUI(exit)
-            client = ChatClientProtocol(ui, reactor)
-            ui.client = client
-            exit.stdio = stdio.StandardIO(ui, reactor=reactor)
-
-        def failed(reason: Failure) -> None:
-            if client.loggingOut:
-                client.ui.closed(0, None)
-            else:
-                where = f"{args.host} port {args.port}"
-                why = reason.getErrorMessage()
-                client.ui.closed(1, f"Could not connect to {where}: {why}")
-
-        client.connecting = _endpoint(reactor, args).connect(ClientFactory(client))
-        client.connecting.addErrback(failed)
-        reactor.addSystemEventTrigger("before", "shutdown", _leaving, reactor, client)
-        reactor.run()
-    finally:
-        if savedTty is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, savedTty)
-        for fd, flag in flags.items():
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, fcntl.F_SETFL, flag)
-    return exit.status
-
-
-def run() -> None:
-    """
-    The C{twisted-chat} console script.
-    """
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    run()

@@ -1,5 +1,7 @@
 """
-Parsing a logged-in user's line into a command, and the table of commands.
+Parsing a logged-in user's line into a command, and the one table of
+commands, which names the L{twisted_chat.core.session.SessionCore} method
+that carries each out.
 
 Pure functions and data: no network, no state.
 """
@@ -13,26 +15,28 @@ _EXIT_PM = re.compile(r"exit\s+pm", re.IGNORECASE)
 @dataclass(frozen=True)
 class CommandSpec:
     """
-    How a command is called: its usage text and how many arguments it takes.
-    C{rest} commands take the rest of the line as one argument.
+    How a command is called: the session core's method that carries it out,
+    its usage text and how many arguments it takes.  C{rest} commands take
+    the rest of the line as one argument.
     """
 
+    handler: str
     usage: str
     arguments: int = 0
     rest: bool = False
 
 
 COMMANDS: dict[str, CommandSpec] = {
-    "@PM": CommandSpec("@PM <user>", 1),
-    "@ACCEPT": CommandSpec("@ACCEPT"),
-    "@REJECT": CommandSpec("@REJECT"),
-    "@WHO": CommandSpec("@WHO"),
-    "@SEARCH": CommandSpec("@SEARCH <text>", 1, rest=True),
-    "@PASSWORD": CommandSpec("@PASSWORD <old> <new>", 2),
-    "@HEARTBEAT": CommandSpec("@HEARTBEAT"),
-    "@HELP": CommandSpec("@HELP"),
-    "EXIT PM": CommandSpec("EXIT PM"),
-    "LOGOUT": CommandSpec("LOGOUT"),
+    "@PM": CommandSpec("requestPrivateChat", "@PM <user>", 1),
+    "@ACCEPT": CommandSpec("accept", "@ACCEPT"),
+    "@REJECT": CommandSpec("reject", "@REJECT"),
+    "@WHO": CommandSpec("who", "@WHO"),
+    "@SEARCH": CommandSpec("search", "@SEARCH <text>", 1, rest=True),
+    "@PASSWORD": CommandSpec("changePassword", "@PASSWORD <old> <new>", 2),
+    "@HEARTBEAT": CommandSpec("heartbeat", "@HEARTBEAT"),
+    "@HELP": CommandSpec("help", "@HELP"),
+    "EXIT PM": CommandSpec("leavePrivateChat", "EXIT PM"),
+    "LOGOUT": CommandSpec("logOut", "LOGOUT"),
 }
 
 ANSWERS = {"Y": True, "N": False}
