@@ -22,6 +22,7 @@ run: $(BIN)/pip
 test: $(BIN)/pip
 	$(INSTALL) '.[test]'
 	$(BIN)/ruff check twisted_chat twisted tests
+	$(BIN)/mypy twisted_chat
 	$(BIN)/python -m pytest $(ARGS)
 
 clean:

@@ -23,7 +23,8 @@ class ImportUsersOptions(usage.Options):
     synopsis = "--hub redis://host:port/db PATH"
     optParameters = [["hub", None, None, "The Redis URL the nodes use."]]
 
-    def parseArgs(self, path: str) -> None:
+    # usage.Options counts the positional arguments from this signature.
+    def parseArgs(self, path: str) -> None:  # type: ignore[override]
         self["path"] = path
 
     def postOptions(self) -> None:
@@ -80,9 +81,9 @@ async def main(reactor: Any, *argv: str) -> None:
     """
     Run one administration command; exit non-zero if it failed.
     """
-    options = Options()
+    options = Options()  # type: ignore[no-untyped-call]  # usage.Options.__init__
     try:
-        options.parseOptions(argv)
+        usage.Options.parseOptions(options, argv)
     except usage.UsageError as e:
         print(f"{options}\n{e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -68,6 +68,7 @@ class PresenceTracker(DatagramProtocol):
             # a dropped heartbeat can cost a user the session.  The kernel
             # caps this at net.core.rmem_max.
             handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        assert self.transport is not None
         address = self.transport.getHost()
         self.log.info(
             "Presence heartbeats on UDP {host}:{port}",

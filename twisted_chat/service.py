@@ -37,7 +37,7 @@ class ListenerService(Service):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
-        super().startService()
+        Service.startService(self)
         failures: list[object] = []
         endpoint = serverFromString(self.reactor, self.description)
         endpoint.listen(self.factory).addCallbacks(self._listening, failures.append)
@@ -55,9 +55,10 @@ class ListenerService(Service):
         )
 
     def stopService(self) -> "Deferred[None]":
-        super().stopService()
+        Service.stopService(self)
         port, self.port = self.port, None
-        return succeed(None) if port is None else port.stopListening()
+        stopped = port.stopListening() if port is not None else None
+        return succeed(None) if stopped is None else stopped
 
 
 class ChatService(MultiService):
@@ -75,7 +76,7 @@ class ChatService(MultiService):
         auditOutputs: Sequence[AuditOutput] = (),
         threadpool: ThreadPool | None = None,
     ) -> None:
-        super().__init__()
+        MultiService.__init__(self)
         self.connections = connections
         self.chat = connections.services
         self.reactor = reactor
@@ -86,7 +87,7 @@ class ChatService(MultiService):
         if self.threadpool is not None:
             self.threadpool.start()
         self.chat.hub.start()
-        super().startService()
+        MultiService.startService(self)
 
     @property
     def listeners(self) -> list[ListenerService]:
@@ -100,12 +101,11 @@ class ChatService(MultiService):
         chat = self.chat
         for connection in list(self.connections.open):
             connection.shutdown()
-        stopped = super().stopService()
-        d = DeferredList([stopped, chat.accounts.drain()], consumeErrors=True)
-        d.addCallback(lambda _: self._disconnectAll())
-        d.addCallback(lambda _: chat.hub.stop())
-        d.addCallback(lambda _: self._closeLogs())
-        return d
+        stopped: Deferred[None] = MultiService.stopService(self)
+        finished = DeferredList([stopped, chat.accounts.drain()], consumeErrors=True)
+        closed = finished.addCallback(lambda _: self._disconnectAll())
+        left = closed.addCallback(lambda _: chat.hub.stop())
+        return left.addCallback(lambda _: self._closeLogs())
 
     def _closeLogs(self) -> None:
         self.chat.stopLogging()

@@ -7,6 +7,7 @@ import resource
 from typing import Any
 
 from twisted.application.internet import UDPServer
+from twisted.application.service import MultiService
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
@@ -175,7 +176,7 @@ class Options(usage.Options):
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        usage.Options.__init__(self)
         self["listen"] = []
 
     def opt_listen(self, description: str) -> None:
@@ -278,7 +279,9 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     service = ChatService(connections, reactor, (auditFile, forwarder), threadpool)
     lineFactory = LineFactory(connections)
     for description in config.listen:
-        ListenerService(description, lineFactory, reactor).setServiceParent(service)
+        MultiService.addService(
+            service, ListenerService(description, lineFactory, reactor)
+        )
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
-    udp.setServiceParent(service)
+    MultiService.addService(service, udp)
     return service

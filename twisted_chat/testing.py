@@ -7,7 +7,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.logger import LogEvent
+from twisted.logger import ILogObserver, LogEvent
 from zope.interface import implementer
 
 from .audit import AuditLog
@@ -67,6 +67,7 @@ class MemoryAccountStore:
         return succeed(None)
 
 
+@implementer(ILogObserver)
 class AuditRecorder:
     """
     An audit-log observer that keeps the event texts in a list.
@@ -129,5 +130,6 @@ def connect(
         hostAddress=None, peerAddress=IPv4Address("TCP", host, port)
     )
     transport.protocol = protocol
-    protocol.makeConnection(transport)
+    # BaseProtocol.makeConnection is unannotated in Twisted.
+    protocol.makeConnection(transport)  # type: ignore[no-untyped-call]
     return protocol, transport

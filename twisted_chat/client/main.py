@@ -32,7 +32,6 @@ reason (the server went away, shut down, or closed the session): the client
 says so and does not reconnect; 2 for bad command-line arguments.
 """
 
-
 import argparse
 import contextlib
 import fcntl

@@ -12,6 +12,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .._types import StreamTransport
 from ..frontends.line import messages
 from .protocol import ChatClientProtocol, Stage
 
@@ -25,6 +26,8 @@ class PlainUI(Protocol):
     @ivar typedOnTerminal: stdin is a terminal (stdout is not), which echoes
         the name typed; the password's echo is turned off with C{echo}.
     """
+
+    transport: StreamTransport | None  # type: ignore[assignment]
 
     def __init__(
         self,

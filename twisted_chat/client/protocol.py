@@ -24,6 +24,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .._types import StreamTransport
 from ..core.commands import parseLine
 from ..core.text import normalizeName
 from ..frontends.line import messages
@@ -155,6 +156,7 @@ class ChatClientProtocol(Protocol):
     """
 
     log = Logger()
+    transport: StreamTransport  # type: ignore[assignment]
 
     def __init__(self, ui: ChatUI, reactor: Any = None) -> None:
         if reactor is None:

@@ -102,7 +102,7 @@ class ChatTerminal(HistoricRecvLine):
         self._closing = False
 
     def connectionMade(self) -> None:
-        super().connectionMade()
+        HistoricRecvLine.connectionMade(self)
         self.keyHandlers.update(
             {
                 CTRL_A: self.handle_HOME,
@@ -245,7 +245,7 @@ class ChatTerminal(HistoricRecvLine):
                 self.lineBufferIndex = len(self.lineBuffer)
         else:
             with self._silently():
-                super().keystrokeReceived(keyID, modifier)
+                HistoricRecvLine.keystrokeReceived(self, keyID, modifier)
             self.redraw()
 
     def _insert(self, char: bytes) -> None:
@@ -254,12 +254,12 @@ class ChatTerminal(HistoricRecvLine):
             self.lineBufferIndex = len(self.lineBuffer)
             return
         with self._silently():
-            self.characterReceived(char, False)
+            HistoricRecvLine.characterReceived(self, char, False)
         self.redraw()
 
     def _deliverBuffer(self, buf: bytes) -> None:
         for char in buf.decode("utf-8", "replace"):
-            self.characterReceived(char.encode("utf-8"), True)
+            HistoricRecvLine.characterReceived(self, char.encode("utf-8"), True)
 
     def handle_KILL(self) -> None:
         """
@@ -307,7 +307,8 @@ def startTerminal(
     tty.setraw(fd)
     server = ServerProtocol(ChatTerminal, client, exit)
     io = stdio.StandardIO(server, reactor=reactor)
-    chat: ChatTerminal = server.terminalProtocol
+    chat = server.terminalProtocol
+    assert isinstance(chat, ChatTerminal)
 
     def resized() -> None:
         size = os.get_terminal_size(fd)

@@ -147,7 +147,7 @@ class LoginBackoff:
         if not self.base or failures < self.free:
             return 0.0
         doublings = min(failures - self.free, 64)
-        return min(self.cap or float("inf"), self.base * 2**doublings)
+        return min(self.cap or float("inf"), self.base * 2.0**doublings)
 
     def failed(self, key: tuple[str, str]) -> None:
         self._failures[key] = self._failures.touch(key, 0) + 1

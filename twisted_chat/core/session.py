@@ -13,13 +13,14 @@ until then and keep replies in order.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
 from .accounts import AuthResult
 from .commands import ANSWERS, COMMANDS, parseLine
 from .events import (
     BadArguments,
+    Event,
     Goodbye,
     Help,
     LeftPrivate,
@@ -34,7 +35,6 @@ from .events import (
     Request,
     RequestRejected,
     RequestResult,
-    Result,
     SearchResults,
     UnknownCommand,
     UserStatus,
@@ -67,9 +67,7 @@ class SessionCore:
 
     __slots__ = ("_client", "_ended", "_failedLogins", "peer", "services", "session")
 
-    def __init__(
-        self, services: ChatServices, client: IChatClient, peer: Peer
-    ) -> None:
+    def __init__(self, services: ChatServices, client: IChatClient, peer: Peer) -> None:
         self.services = services
         self._client = client
         self.peer = peer
@@ -84,9 +82,9 @@ class SessionCore:
         """
         return self.session.name if self.session is not None else None
 
-    def _show(self, result: Result) -> None:
+    def _show(self, event: Event) -> None:
         if not self._ended:
-            self._client.notify(result)
+            self._client.notify(event)
 
     # Login
 
@@ -113,16 +111,10 @@ class SessionCore:
                 self._show(LoginRefused(Refusal.TOO_MANY_REGISTRATIONS))
                 return None
             delay = services.loginBackoff.delay(backoffKey)
-            if delay:
-                checked = deferLater(
-                    services.clock,
-                    delay,
-                    services.accounts.authenticate,
-                    name,
-                    password,
-                )
-            else:
-                checked = services.accounts.authenticate(name, password)
+            waited = deferLater(services.clock, delay) if delay else succeed(None)
+            checked = waited.addCallback(
+                lambda _: services.accounts.authenticate(name, password)
+            )
             return checked.addCallback(self._authenticated, backoffKey)
 
         return services.accounts.lookup(name).addCallback(known)

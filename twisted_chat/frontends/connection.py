@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .._types import StreamTransport
 from ..batch import PassBatch
 from ..config import ServerConfig
 from ..core.events import (
@@ -187,6 +188,7 @@ class StreamConnection(Protocol):
 
     connections: Connections
     core: SessionCore
+    transport: StreamTransport  # type: ignore[assignment]
     # Set to what the session core tells, by subclasses.
     renderer: ClassVar[Any]
 
@@ -390,9 +392,7 @@ class StreamConnection(Protocol):
                 and self.config.sendqSoftBytes + self._sentWhilePaused > limit
                 and self._sendqVerdict is None
             ):
-                self._sendqVerdict = self.clock.callLater(
-                    0, self._sendQueueVerdict, 2
-                )
+                self._sendqVerdict = self.clock.callLater(0, self._sendQueueVerdict, 2)
 
     def _watchSendQueue(self, softLimit: int) -> None:
         """
@@ -400,7 +400,7 @@ class StreamConnection(Protocol):
         be sent, by lowering its buffer size and registering as a producer:
         above it, input stops and what is queued meanwhile is counted.
         """
-        transport = self.transport
+        transport: Any = self.transport
         # The class, not the instance: a TLS wrapper forwards attribute
         # lookups to the transport it wraps.
         while transport is not None and not hasattr(type(transport), "bufferSize"):

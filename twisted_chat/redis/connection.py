@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import txredisapi
 from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -92,11 +93,11 @@ class _InlineParsing:
         return result
 
 
-class _CommandProtocol(_InlineParsing, txredisapi.RedisProtocol):
+class _CommandProtocol(_InlineParsing, txredisapi.RedisProtocol):  # type: ignore[misc]
     pass
 
 
-class _CommandFactory(txredisapi.RedisFactory):
+class _CommandFactory(txredisapi.RedisFactory):  # type: ignore[misc]
     """
     A pool of one command connection that reports when it comes and goes.
     """
@@ -128,12 +129,12 @@ class _CommandFactory(txredisapi.RedisFactory):
         self._onChange(False)
 
 
-class _Subscriber(_InlineParsing, txredisapi.SubscriberProtocol):
+class _Subscriber(_InlineParsing, txredisapi.SubscriberProtocol):  # type: ignore[misc]
     def messageReceived(self, pattern: object, channel: str, message: str) -> None:
         self.factory.onMessage(channel, message)
 
 
-class _SubscriberFactory(txredisapi.SubscriberFactory):
+class _SubscriberFactory(txredisapi.SubscriberFactory):  # type: ignore[misc]
     """
     A subscriber connection that subscribes again on every reconnection.
     """
@@ -156,7 +157,7 @@ class _SubscriberFactory(txredisapi.SubscriberFactory):
         self.onMessage = onMessage
 
     def buildProtocol(self, addr: object) -> _Subscriber:
-        protocol = super().buildProtocol(addr)
+        protocol: _Subscriber = super().buildProtocol(addr)
         protocol.whenConnected().addCallback(lambda p: p.subscribe(self.channels))
         return protocol
 
@@ -189,9 +190,9 @@ class RedisConnection:
             _SubscriberFactory(address, channels, onMessage) if channels else None
         )
 
-    def _endpoint(self) -> Any:
+    def _endpoint(self) -> IStreamClientEndpoint:
         address = self.address
-        endpoint = HostnameEndpoint(
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(
             self.reactor, address.host, address.port, timeout=CONNECT_TIMEOUT
         )
         if address.tls:
@@ -242,7 +243,7 @@ class RedisConnection:
         """
         if not self.available:
             return fail(HubUnavailableError("Redis is unreachable"))
-        d = getattr(self._commands.handler, command)(*args)
+        d: Deferred[Any] = getattr(self._commands.handler, command)(*args)
         return d.addErrback(_unavailable)
 
     def script(self, source: str, *args: Any) -> "Deferred[Any]":

@@ -518,9 +518,7 @@ class RedisHub:
         return d.addCallback(requested)
 
     def _expire(self, key: str, requestId: str) -> None:
-        self.redis.script(_EXPIRE, key, requestId).addErrback(
-            self._ignoreUnavailable
-        )
+        self.redis.script(_EXPIRE, key, requestId).addErrback(self._ignoreUnavailable)
 
     def answerPrivateChat(
         self, session: Session, accept: bool
@@ -531,7 +529,7 @@ class RedisHub:
             requesterName, requesterKey = reply
             if accept and self._sessions.get(session.key) is session:
                 self._op_pair(session.key, requesterKey)
-            return requesterName
+            return str(requesterName)
 
         d = self.redis.script(_ANSWER, session.key, "1" if accept else "0")
         return d.addCallback(answered)

@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.python.failure import Failure
 
+from ..._types import StreamTransport
 from ...core.events import (
     Event,
     Goodbye,
@@ -154,6 +155,8 @@ class _RefusedProtocol(Protocol):
     """
     Says there are too many connections, and hangs up.
     """
+
+    transport: StreamTransport  # type: ignore[assignment]
 
     def connectionMade(self) -> None:
         for line in lines(TooManyConnections()):
