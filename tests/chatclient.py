@@ -291,12 +291,16 @@ def serverArguments(directory: Path, *extra: str) -> list[str]:
     """
     The C{twistd chat} arguments of a server bound to 127.0.0.1 ephemeral
     ports (unless C{extra} has a C{--listen}) with its files in C{directory}.
+    History is kept but not replayed at login unless C{extra} says otherwise,
+    so that a test about something else sees each login's lines as before.
     """
     arguments = [
         "--users",
         str(directory / "users.json"),
         "--audit-log",
         str(directory / "server.log"),
+        "--history",
+        str(directory / "history.sqlite3"),
         "--udp-port",
         "0",
         "--udp-interface",
@@ -305,6 +309,8 @@ def serverArguments(directory: Path, *extra: str) -> list[str]:
     ]
     if "--listen" not in extra:
         arguments += ["--listen", "tcp:0:interface=127.0.0.1"]
+    if "--history-on-login" not in extra:
+        arguments += ["--history-on-login", "0"]
     return arguments
 
 

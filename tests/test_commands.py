@@ -50,7 +50,9 @@ def test_commandsCaseInsensitive(text: str, expected: ParsedLine) -> None:
         ("@SEARCH   ", "@SEARCH"),
         ("@PASSWORD onlyone", "@PASSWORD"),
         ("@PASSWORD a b c", "@PASSWORD"),
-        ("@WHO extra", "@WHO"),
+        ("@WHO #a #b", "@WHO"),
+        ("@LEAVE #a #b", "@LEAVE"),
+        ("@JOIN", "@JOIN"),
     ],
 )
 def test_wrongArguments(text: str, name: str) -> None:

@@ -15,9 +15,10 @@ from twisted_chat.core.hub import (
     REQUEST_TIMEOUT,
     Departure,
     IChatClient,
-    LocalHub,
+    PrivateEnded,
     Session,
 )
+from twisted_chat.core.localhub import LocalHub
 from twisted_chat.frontends.line import messages
 from twisted_chat.frontends.line.render import LINE_RENDERER, lines
 
@@ -77,6 +78,14 @@ class HubTest:
     def teardown_method(self) -> None:
         assert list(self.hub.checkInvariants()) == []
 
+    def say(self, session: Session, text: str) -> bool:
+        """
+        Say C{text} as a line user does; return whether it went to a room.
+        """
+        if self.hub.sayToPartner(session, text):
+            return False
+        return self.hub.sayInRoom(session, session.current, text) is not None
+
     def attach(self, name: str) -> Session:
         session = Session(name, FakeClient())
         result(self.hub.attach(session))
@@ -127,7 +136,7 @@ class TestAttach(HubTest):
         alice, bob = self.users("alice", "bob")
         again = Session("alice", FakeClient())
         result(self.hub.attach(again))
-        self.hub.say(bob, "hi")
+        self.say(bob, "hi")
         assert again.client.take() == ["bob > hi"]
         assert alice.client.take() == []
 
@@ -139,9 +148,9 @@ class TestAttach(HubTest):
         result(self.hub.attach(again))
         assert bob.client.take() == []
         assert result(self.hub.lookup("bob")) == UserStatus("bob", "alice")
-        self.hub.say(bob, "still there?")
+        self.say(bob, "still there?")
         assert again.client.take() == ["bob > still there?"]
-        self.hub.say(again, "yes")
+        self.say(again, "yes")
         assert bob.client.take() == ["alice > yes"]
 
     def test_takeoverKeepsRequest(self) -> None:
@@ -234,7 +243,7 @@ class TestSay(HubTest):
     def test_groupNoEcho(self) -> None:
         """When a user talks to the group, the server relays to all others but them."""
         alice, bob, carol = self.users("alice", "bob", "carol")
-        assert self.hub.say(alice, "hello") is True
+        assert self.say(alice, "hello") is True
         assert alice.client.take() == []
         assert bob.client.take() == ["alice > hello"]
         assert carol.client.take() == ["alice > hello"]
@@ -243,7 +252,7 @@ class TestSay(HubTest):
         """When a user talks to the group, the server skips users in a private chat."""
         alice, bob, carol = self.users("alice", "bob", "carol")
         self.pair(bob, carol)
-        self.hub.say(alice, "hello")
+        self.say(alice, "hello")
         assert bob.client.take() == []
         assert carol.client.take() == []
 
@@ -253,7 +262,7 @@ class TestSay(HubTest):
         """
         alice, bob, carol = self.users("alice", "bob", "carol")
         self.pair(alice, bob)
-        assert self.hub.say(alice, "secret") is False
+        assert self.say(alice, "secret") is False
         assert bob.client.take() == ["alice > secret"]
         assert carol.client.take() == []
         assert alice.client.take() == []
@@ -351,7 +360,7 @@ class TestRequests(HubTest):
         assert result(self.hub.lookup("alice")) == UserStatus("alice", "bob")
         assert result(self.hub.lookup("bob")) == UserStatus("bob", "alice")
         assert self.clock.getDelayedCalls() == []
-        self.hub.say(carol, "anyone?")
+        self.say(carol, "anyone?")
         assert alice.client.take() == []
 
     def test_reject(self) -> None:
@@ -377,10 +386,10 @@ class TestRequests(HubTest):
         """
         alice, bob, carol = self.users("alice", "bob", "carol")
         self.pair(alice, bob)
-        assert result(self.hub.leavePrivateChat(bob)) == "alice"
+        assert result(self.hub.leavePrivateChat(bob)) == PrivateEnded("alice")
         assert alice.client.take() == [messages.PARTNER_LEFT.format(name="bob")]
         assert result(self.hub.leavePrivateChat(bob)) is None
-        self.hub.say(carol, "back?")
+        self.say(carol, "back?")
         assert alice.client.take() == ["carol > back?"]
         assert bob.client.take() == ["carol > back?"]
 

@@ -23,7 +23,8 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall, deferLater
 
 from twisted_chat import tap
-from twisted_chat.core import hub
+from twisted_chat.core import localhub
+from twisted_chat.frontends.line import messages
 
 WELCOME = "Welcome to twisted-chat. An unknown name creates an account."
 TURKISH = "Merhaba dünya, şöyle çığlık ğ İ ı"  # noqa: RUF001 (Turkish letters)
@@ -218,7 +219,7 @@ async def test_commands_are_case_insensitive_and_unknown_ones_explained(
         await alice.expect("Unknown command @FOO; type @HELP for the list.")
         alice.send("@help")
         await alice.expect("Commands (case does not matter):")
-        lines = [await alice.next() for _ in range(11)]
+        lines = [await alice.next() for _ in range(len(messages.HELP) - 1)]
         assert any(line.strip().startswith("@HEARTBEAT") for line in lines)
         assert lines[-1].strip().startswith("LOGOUT")
         await barrier(alice, "alice")
@@ -253,8 +254,9 @@ async def test_private_chat_flow(tmp_path: Path) -> None:
         await barrier(bob, "alice (PM with bob), bob (PM with alice), carol, dave")
 
         bob.send("exit pm")
-        await bob.expect("You left the private chat with alice.")
-        await alice.expect("Your partner bob left pm!")
+        missed = "You missed 2 lines in #general; type @HISTORY to see them."
+        await bob.expect("You left the private chat with alice.", missed)
+        await alice.expect("Your partner bob left pm!", missed)
         bob.send("EXIT PM")
         await bob.expect("You are not in a private chat.")
         carol.send("welcome back")
@@ -401,7 +403,7 @@ async def test_private_chat_request_expires(
     When a request stays unanswered for the request timeout, the server tells both users
     it expired.
     """
-    monkeypatch.setattr(hub, "REQUEST_TIMEOUT", 0.3)
+    monkeypatch.setattr(localhub, "REQUEST_TIMEOUT", 0.3)
     async with running(tmp_path) as server:
         alice, bob = await server.logins("alice", "bob")
         await askPrivate(alice, bob, "alice", "bob")

@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 from twisted.logger import LogEvent, globalLogPublisher
 
 from twisted_chat.config import ServerConfig
-from twisted_chat.core.hub import LocalHub
+from twisted_chat.core.localhub import LocalHub
 from twisted_chat.frontends.line import messages
 from twisted_chat.testing import MemoryAccountStore, connect, makeFactory
 

@@ -11,7 +11,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from twisted_chat.config import ServerConfig
-from twisted_chat.core.hub import LocalHub, Session
+from twisted_chat.core.hub import Session
+from twisted_chat.core.localhub import LocalHub
 from twisted_chat.core.session import SessionCore
 from twisted_chat.frontends.connection import NOTICE_INTERVAL
 from twisted_chat.frontends.line import messages
@@ -984,7 +985,7 @@ class TestCommands:
             ("@pm a b", "@PM <user>"),
             ("@SEARCH", "@SEARCH <text>"),
             ("@PASSWORD one", "@PASSWORD <old> <new>"),
-            ("@WHO now", "@WHO"),
+            ("@WHO #a #b", "@WHO [#room]"),
             ("@ACCEPT please", "@ACCEPT"),
         ],
     )

@@ -46,7 +46,8 @@ from twisted_chat.core.events import (
     UserLeft,
     UserStatus,
 )
-from twisted_chat.core.hub import REQUEST_TIMEOUT, IChatClient, IRenderer, LocalHub
+from twisted_chat.core.hub import REQUEST_TIMEOUT, IChatClient, IRenderer
+from twisted_chat.core.localhub import LocalHub
 from twisted_chat.core.services import IHeartbeatClient
 from twisted_chat.core.session import Peer, SessionCore
 from twisted_chat.testing import MemoryAccountStore, makeServices
@@ -59,10 +60,13 @@ class PickleRenderer:
     which event it was handed.
     """
 
+    currentMatters = True
+    privateHidesRooms = True
+
     def __init__(self) -> None:
         self.rendered = 0
 
-    def render(self, event: Any) -> bytes:
+    def render(self, event: Any, current: bool) -> bytes:
         self.rendered += 1
         return pickle.dumps(event)
 
@@ -102,8 +106,14 @@ class FakeClient:
         pass
 
     def take(self) -> list[Event]:
+        """
+        The events told so far (a room's line without its time and id).
+        """
         events, self.events = self.events, []
-        return events
+        return [
+            ChatLine(e.room, e.sender, e.text) if isinstance(e, ChatLine) else e
+            for e in events
+        ]
 
 
 class Chat:
@@ -334,8 +344,8 @@ class TestChat:
         """
         alice, bob, carol = chat.users("alice", "bob", "carol")
         assert alice.perform("hello all") is None
-        assert client(bob).take() == [ChatLine("alice", "hello all")]
-        assert client(carol).take() == [ChatLine("alice", "hello all")]
+        assert client(bob).take() == [ChatLine("#general", "alice", "hello all")]
+        assert client(carol).take() == [ChatLine("#general", "alice", "hello all")]
         assert client(alice).take() == []
         assert chat.audit.lines[-1] == "Received message from alice: hello all"
 
@@ -486,7 +496,7 @@ class TestPrivateChat:
         assert client(alice).take() == [LeftPrivate("bob")]
         assert client(bob).take() == [PartnerLeft("alice")]
         carol.perform("back")
-        assert client(alice).take() == [ChatLine("carol", "back")]
+        assert client(alice).take() == [ChatLine("#general", "carol", "back")]
         alice.perform("EXIT PM")
         assert client(alice).take() == [NotInPrivate()]
 
@@ -528,7 +538,7 @@ class TestPrivateChat:
         """When no request is pending, a plain Y is chat and @ACCEPT is told so."""
         alice, bob = chat.users("alice", "bob")
         alice.perform("Y")
-        assert client(bob).take() == [ChatLine("alice", "Y")]
+        assert client(bob).take() == [ChatLine("#general", "alice", "Y")]
         alice.perform("@ACCEPT")
         assert client(alice).take() == [NoRequest()]
 

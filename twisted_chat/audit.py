@@ -24,6 +24,11 @@ REGISTERED = "User with {name} successfully registered."
 LOGGED_IN = "User {name} logged in."
 ACCEPTED = "Accepted new connection from {host}:{port} username:{name}"
 MESSAGE = "Received message from {name}: {text}"
+ROOM_MESSAGE = "Received message from {name} in {room}: {text}"
+JOINED_ROOM = "User {name} joined room {room}"
+LEFT_ROOM = "User {name} left room {room}"
+# The room whose lines are recorded in the course project's own words.
+GENERAL = "#general"
 PM_REQUESTED = "User: {requester} requested private chat with user: {target}"
 PM_STARTED = "The PM start between {requester} and {target}"
 PM_CLOSED = "PM between users {first} and {second} closed."
@@ -170,8 +175,17 @@ class AuditLog:
         self._emit(LOGGED_IN.format(name=name))
         self._emit(ACCEPTED.format(host=host, port=port, name=name))
 
-    def message(self, name: str, text: str) -> None:
-        self._emit(MESSAGE.format(name=name, text=text))
+    def message(self, name: str, text: str, room: str = GENERAL) -> None:
+        if room == GENERAL:
+            self._emit(MESSAGE.format(name=name, text=text))
+        else:
+            self._emit(ROOM_MESSAGE.format(name=name, room=room, text=text))
+
+    def joinedRoom(self, name: str, room: str) -> None:
+        self._emit(JOINED_ROOM.format(name=name, room=room))
+
+    def leftRoom(self, name: str, room: str) -> None:
+        self._emit(LEFT_ROOM.format(name=name, room=room))
 
     def privateChatRequested(self, requester: str, target: str) -> None:
         self._emit(PM_REQUESTED.format(requester=requester, target=target))

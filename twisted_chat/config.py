@@ -40,3 +40,8 @@ class ServerConfig:
     heartbeatInterval: float = 5.0
     heartbeatTimeout: float = 20.0
     shutdownGrace: float = 5.0
+    history: str = "history.sqlite3"
+    historyLines: int = 10000
+    historyOnLogin: int = 10
+    maxRoomsPerUser: int = 20
+    maxRooms: int = 1000

@@ -15,7 +15,8 @@ from twisted.python.threadpool import ThreadPool
 from .audit import AuditFileObserver, AuditLog, BatchedForwarder
 from .config import ServerConfig
 from .core.accounts import IAccountStore
-from .core.hub import IHub, LocalHub
+from .core.hub import IHub
+from .core.localhub import LocalHub
 from .core.services import ChatServices
 from .frontends.connection import Connections
 from .frontends.line.protocol import LineFactory
@@ -25,9 +26,11 @@ from .redis.connection import RedisAddress
 from .redis.hub import RedisHub
 from .service import ChatService, ListenerService
 from .stores.accounts import AccountFileError, JsonAccountStore
+from .stores.history import HistoryFileError, SQLiteHistory
 from .stores.passwords import PasswordHashing, shareOneArena
 
 DEFAULTS = ServerConfig()
+NO_HISTORY = "none"
 log = Logger()
 
 
@@ -93,6 +96,20 @@ LIMITS = [
         "New connections per address per minute.",
         _count,
     ),
+    ("max-rooms-per-user", "maxRoomsPerUser", "Rooms one user may be in.", _count),
+    ("max-rooms", "maxRooms", "Rooms that may exist (have members) at once.", _count),
+    (
+        "history-lines",
+        "historyLines",
+        "Lines of history kept per room (older ones are pruned).",
+        _count,
+    ),
+    (
+        "history-on-login",
+        "historyOnLogin",
+        "Lines of a room's history shown at login and on joining it.",
+        _count,
+    ),
 ]
 
 
@@ -134,6 +151,13 @@ class Options(usage.Options):
             None,
             DEFAULTS.auditLog,
             "The audit log (rotated at 10 MB, 5 kept).",
+        ],
+        [
+            "history",
+            None,
+            DEFAULTS.history,
+            "The rooms' history, an SQLite file ('none': keep no history; with"
+            " --hub it lives in Redis and only 'none' matters).",
         ],
         [
             "udp-port",
@@ -204,6 +228,7 @@ class Options(usage.Options):
             hub=self["hub"],
             hubTTL=self["hub-ttl"],
             auditLog=self["audit-log"],
+            history=self["history"],
             udpPort=self["udp-port"],
             udpInterface=self["udp-interface"],
             heartbeatInterval=self["heartbeat-interval"],
@@ -253,14 +278,30 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     hashing = PasswordHashing(reactor, threadpool, hashes, clock=reactor)
     hub: IHub
     accounts: IAccountStore
+    historyOn = config.history != NO_HISTORY
     if config.hub is None:
-        hub = LocalHub(reactor)
+        history = None
         try:
             accounts = JsonAccountStore.open(config.users, hashing, reactor, threadpool)
-        except AccountFileError as e:
+            if historyOn:
+                history = SQLiteHistory.open(
+                    config.history, reactor, config.historyLines
+                )
+        except (AccountFileError, HistoryFileError) as e:
             raise SystemExit(f"twistd chat: {e}") from None
+        hub = LocalHub(reactor, history, config.maxRoomsPerUser, config.maxRooms)
+        if history is not None:
+            history.start()
     else:
-        redisHub = RedisHub(reactor, RedisAddress.fromURL(config.hub), config.hubTTL)
+        redisHub = RedisHub(
+            reactor,
+            RedisAddress.fromURL(config.hub),
+            config.hubTTL,
+            history=historyOn,
+            historyLines=config.historyLines,
+            maxRoomsPerUser=config.maxRoomsPerUser,
+            maxRooms=config.maxRooms,
+        )
         hub, accounts = redisHub, RedisAccountStore(redisHub.redis, hashing)
     auditFile = AuditFileObserver.open(
         config.auditLog,

@@ -13,7 +13,7 @@ from zope.interface import implementer
 from .audit import AuditLog
 from .config import ServerConfig
 from .core.accounts import AuthResult, IAccountStore
-from .core.hub import LocalHub
+from .core.localhub import LocalHub
 from .core.services import ChatServices
 from .core.text import foldName
 from .frontends.connection import Connections

@@ -16,21 +16,26 @@ _EXIT_PM = re.compile(r"exit\s+pm", re.IGNORECASE)
 class CommandSpec:
     """
     How a command is called: the session core's method that carries it out,
-    its usage text and how many arguments it takes.  C{rest} commands take
-    the rest of the line as one argument.
+    its usage text, how many arguments it takes and how many more it may
+    take.  C{rest} commands take the rest of the line as one argument.
     """
 
     handler: str
     usage: str
     arguments: int = 0
     rest: bool = False
+    optional: int = 0
 
 
 COMMANDS: dict[str, CommandSpec] = {
     "@PM": CommandSpec("requestPrivateChat", "@PM <user>", 1),
     "@ACCEPT": CommandSpec("accept", "@ACCEPT"),
     "@REJECT": CommandSpec("reject", "@REJECT"),
-    "@WHO": CommandSpec("who", "@WHO"),
+    "@WHO": CommandSpec("who", "@WHO [#room]", optional=1),
+    "@JOIN": CommandSpec("joinRoom", "@JOIN #room", 1),
+    "@LEAVE": CommandSpec("leaveRoom", "@LEAVE [#room]", optional=1),
+    "@ROOMS": CommandSpec("listRooms", "@ROOMS"),
+    "@HISTORY": CommandSpec("history", "@HISTORY [N]", optional=1),
     "@SEARCH": CommandSpec("search", "@SEARCH <text>", 1, rest=True),
     "@PASSWORD": CommandSpec("changePassword", "@PASSWORD <old> <new>", 2),
     "@HEARTBEAT": CommandSpec("heartbeat", "@HEARTBEAT"),
@@ -80,4 +85,5 @@ def _arguments(spec: CommandSpec, rest: str) -> tuple[str, ...] | None:
     if spec.rest:
         return (rest,) if rest else None
     arguments = tuple(rest.split())
-    return arguments if len(arguments) == spec.arguments else None
+    fits = spec.arguments <= len(arguments) <= spec.arguments + spec.optional
+    return arguments if fits else None

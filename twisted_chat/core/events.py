@@ -18,11 +18,15 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class ChatLine:
     """
-    A line said in the group by C{sender}.
+    A line said in C{room} by C{sender}, at C{time}, with the id C{msgid}
+    (C{<milliseconds>-<sequence>}, in order) under which history keeps it.
     """
 
+    room: str
     sender: str
     text: str
+    time: float = 0.0
+    msgid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,37 @@ class UserLeft:
     """
 
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomJoined:
+    """
+    C{name} joined C{room}.
+    """
+
+    name: str
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLeft:
+    """
+    C{name} left C{room}.
+    """
+
+    name: str
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class MissedLines:
+    """
+    While this session was in a private chat, C{count} lines were said in
+    its current room C{room}.
+    """
+
+    room: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +305,108 @@ class HeartbeatGrant:
 
 
 @dataclass(frozen=True, slots=True)
+class InRoom:
+    """
+    C{room}, which has C{count} members, is now this session's current room.
+    """
+
+    room: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeftRoom:
+    """
+    This session left C{room}.
+    """
+
+    room: str
+
+
+class RoomRefusal(Enum):
+    """
+    Why a room command was refused.
+    """
+
+    INVALID_NAME = auto()
+    NOT_A_MEMBER = auto()
+    NO_SUCH_ROOM = auto()
+    CANNOT_LEAVE_GENERAL = auto()
+    TOO_MANY_JOINED = auto()
+    TOO_MANY_ROOMS = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRefused:
+    """
+    A room command about C{room} was refused for C{reason}; C{limit} is the
+    limit that was reached, if one was.
+    """
+
+    reason: RoomRefusal
+    room: str
+    limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """
+    A room that has members, and how many.
+    """
+
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomList:
+    """
+    The rooms that have members, sorted by folded name.
+    """
+
+    rooms: tuple[RoomInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMembers:
+    """
+    The members of C{room}, sorted by folded name.
+    """
+
+    room: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """
+    One line of a room's history.
+    """
+
+    time: float
+    sender: str
+    text: str
+    msgid: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """
+    The last lines of C{room}, oldest first.
+    """
+
+    room: str
+    entries: tuple[HistoryEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryOff:
+    """
+    This server keeps no history.
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class Help:
     """
     The list of commands was asked for.
@@ -376,6 +513,9 @@ Notification = (
     | PrivateLine
     | UserJoined
     | UserLeft
+    | RoomJoined
+    | RoomLeft
+    | MissedLines
     | PrivateRequest
     | PrivateStarted
     | PrivateRejected
@@ -401,6 +541,13 @@ Result = (
     | SearchResults
     | PasswordChanged
     | HeartbeatGrant
+    | InRoom
+    | LeftRoom
+    | RoomRefused
+    | RoomList
+    | RoomMembers
+    | History
+    | HistoryOff
     | Help
     | Goodbye
     | UnknownCommand
@@ -435,6 +582,9 @@ _NOTIFICATIONS: dict[str, type[Notification]] = {
         PrivateLine,
         UserJoined,
         UserLeft,
+        RoomJoined,
+        RoomLeft,
+        MissedLines,
         PrivateRequest,
         PrivateStarted,
         PrivateRejected,

@@ -2,44 +2,38 @@
 The hub: everything a session reaches beyond itself.
 
 A session core never touches another session directly.  It asks the hub to
-claim a name, relay a line, look users up and change private-chat state; the
-hub answers with Deferreds and tells the other sessions' front-ends what
-happened, as the typed notifications of L{twisted_chat.core.events}.
-L{LocalHub} keeps that state in this process and answers at once; the Redis
-hub answers the same calls for several nodes.
+claim a name, relay a line, join and leave rooms, look users up and change
+private-chat state; the hub answers and tells the other sessions'
+front-ends what happened, as the typed notifications of
+L{twisted_chat.core.events}.  L{twisted_chat.core.localhub.LocalHub} keeps
+that state in this process; the Redis hub answers the same calls for several
+nodes.
 
-A group line is rendered once per front-end kind (L{IRenderer}) and the same
-bytes are handed to every client of that kind (L{Audience}).
+A room's line is rendered once per front-end kind (L{IRenderer}) and the
+same bytes are handed to every client of that kind.
 """
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum, auto
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import Attribute, Interface
 
 from .events import (
     ChatLine,
     Event,
-    Notification,
-    PartnerLeft,
-    PrivateLine,
-    PrivateRejected,
-    PrivateRequest,
-    PrivateStarted,
-    Request,
-    RequestFromCancelled,
-    RequestFromExpired,
+    HistoryEntry,
+    MissedLines,
     RequestResult,
-    RequestToCancelled,
-    RequestToExpired,
+    RoomInfo,
+    RoomJoined,
+    RoomLeft,
     UserJoined,
     UserLeft,
     UserStatus,
 )
-from .text import foldName
+from .text import GENERAL, foldName
 
 REQUEST_TIMEOUT = 60.0
 
@@ -51,21 +45,31 @@ class HubUnavailableError(Exception):
     """
 
 
-Broadcast = ChatLine | UserJoined | UserLeft
+Broadcast = ChatLine | UserJoined | UserLeft | RoomJoined | RoomLeft
 """
-The notifications sent to a whole audience at once.
+The notifications sent to a whole room at once.
 """
 
 
 class IRenderer(Interface):
     """
     How one kind of front-end writes the notifications it shares with many
-    clients: made once per message, whatever the number of recipients.
+    clients: made once per message and variant, whatever the number of
+    recipients.
     """
 
-    def render(event: Broadcast) -> bytes:
+    currentMatters = Attribute(
+        "Whether a room's line reads otherwise in the client's current room."
+    )
+    privateHidesRooms = Attribute(
+        "Whether, during a private chat, the client hears no room at all (and"
+        " is told afterwards how many lines its current room had meanwhile)."
+    )
+
+    def render(event: Broadcast, current: bool) -> bytes:
         """
-        The bytes that tell a client of this kind about C{event}.
+        The bytes that tell a client of this kind about C{event}, for a
+        client whose current room is the event's room or not.
         """
 
 
@@ -105,15 +109,26 @@ class IChatClient(Interface):
         """
 
 
+GENERAL_KEY = foldName(GENERAL)
+
+
 @dataclass(eq=False)
 class Session:
     """
     One logged-in user on one connection.
+
+    @ivar rooms: the rooms the user is in, folded name to display name, and
+        C{current} the one plain lines go to; both are the hub's to change.
+    @ivar missedFrom: while the user hears no room (a private chat), the
+        count of its current room's lines when that began.
     """
 
     name: str
     client: IChatClient
     key: str = ""
+    rooms: dict[str, str] = field(default_factory=dict)
+    current: str = GENERAL_KEY
+    missedFrom: int = 0
 
     def __post_init__(self) -> None:
         self.key = foldName(self.name)
@@ -128,92 +143,55 @@ class Departure:
     partner: str | None
 
 
-class Audience:
+class Join(Enum):
     """
-    The sessions that get the same lines (the group), by folded name, with
-    their clients grouped by renderer for the fan-out loop.
+    The outcome of joining a room.
     """
 
-    __slots__ = ("_groups", "_sessions")
+    JOINED = auto()
+    ALREADY_IN = auto()
+    TOO_MANY_JOINED = auto()
+    TOO_MANY_ROOMS = auto()
 
-    def __init__(self) -> None:
-        self._sessions: dict[str, Session] = {}
-        # The clients by renderer, rebuilt after a change (None until then).
-        self._groups: tuple[tuple[IRenderer, tuple[IChatClient, ...]], ...] | None
-        self._groups = None
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._sessions
+@dataclass(frozen=True)
+class Joined:
+    """
+    A L{Join} outcome, the room's name as first spelled and how many
+    members it has.
+    """
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._sessions)
+    outcome: Join
+    room: str
+    count: int = 0
 
-    def __len__(self) -> int:
-        return len(self._sessions)
 
-    def get(self, key: str) -> Session | None:
-        return self._sessions.get(key)
+@dataclass(frozen=True)
+class Left:
+    """
+    The user left C{room}; if it was the current room, C{current} is the
+    room that is current now, with C{count} members.
+    """
 
-    def add(self, session: Session) -> None:
-        """
-        Add C{session}, or put it in place of the session of the same name.
-        """
-        self._sessions[session.key] = session
-        self._groups = None
+    room: str
+    current: str | None = None
+    count: int = 0
 
-    def discard(self, key: str) -> None:
-        if self._sessions.pop(key, None) is not None:
-            self._groups = None
 
-    def clear(self) -> None:
-        self._sessions.clear()
-        self._groups = None
+@dataclass(frozen=True)
+class PrivateEnded:
+    """
+    The user left the private chat with C{partner}; C{missed} is what the
+    user's current room said meanwhile, if the user heard none of it.
+    """
 
-    def _snapshot(self) -> tuple[tuple[IRenderer, tuple[IChatClient, ...]], ...]:
-        """
-        The clients by renderer, kept until the audience changes.  A
-        snapshot: a delivery may end a session (a full send queue) and so
-        change the audience while the caller loops.
-        """
-        groups = self._groups
-        if groups is None:
-            byRenderer: dict[IRenderer, list[IChatClient]] = {}
-            for session in self._sessions.values():
-                client = session.client
-                byRenderer.setdefault(client.renderer, []).append(client)
-            groups = tuple(
-                (renderer, tuple(clients)) for renderer, clients in byRenderer.items()
-            )
-            self._groups = groups
-        return groups
-
-    def send(self, event: Broadcast, exclude: IChatClient | None = None) -> None:
-        """
-        Deliver C{event} to every client but C{exclude}.
-        """
-        for renderer, clients in self._snapshot():
-            data = renderer.render(event)
-            for client in clients:
-                if client is not exclude:
-                    client.deliver(data)
-
-    def announce(
-        self, event: UserJoined | UserLeft, exclude: IChatClient | None = None
-    ) -> None:
-        """
-        Announce C{event} to every client but C{exclude} (a notice, which
-        may wait a little).
-        """
-        for renderer, clients in self._snapshot():
-            data = renderer.render(event)
-            for client in clients:
-                if client is not exclude:
-                    client.announce(data)
+    partner: str
+    missed: MissedLines | None = None
 
 
 class IHub(Interface):
     """
-    Sessions, the group and private chats, reached through Deferreds.
+    Sessions, rooms and private chats.
     """
 
     sessionCount = Attribute("The number of users online on this node.")
@@ -232,20 +210,58 @@ class IHub(Interface):
         """
         Claim C{session.name} for C{session}, superseding any session that
         held it.  Fires with whether this was a takeover; a new arrival is
-        announced to the group, a takeover keeps the user's state silently.
+        announced to C{#general}, a takeover keeps the user's state (rooms,
+        current room, private chat) silently.
         """
 
     def detach(session: Session) -> "Deferred[Departure | None]":
         """
-        C{session} has ended: cancel its requests, end its private chat and
-        announce its departure.  Fires with L{None} if it had been superseded.
+        C{session} has ended: cancel its requests, end its private chat, take
+        it out of its rooms and announce its departure to their members.
+        Fires with L{None} if it had been superseded.
         """
 
-    def say(session: Session, text: str) -> bool:
+    def sayInRoom(session: Session, room: str, text: str) -> str | None:
         """
-        Relay C{text} from C{session} to its partner if it is in a private
-        chat, otherwise to the group; return whether it went to the group.
-        A failure to deliver is reported to C{session.client}.
+        Relay C{text} from C{session} to the other members of the room
+        C{room} (a folded name); return the room's name, or L{None} if
+        C{session} is not in that room.  A failure to deliver is reported
+        to C{session.client}.
+        """
+
+    def sayToPartner(session: Session, text: str) -> bool:
+        """
+        Relay C{text} from C{session} to its private-chat partner; return
+        whether it has one.  A failure is reported to C{session.client}.
+        """
+
+    def joinRoom(session: Session, name: str) -> "Deferred[Joined]":
+        """
+        Put C{session} in the room C{name} (creating it within the limits)
+        and make it the current room; its members are told.
+        """
+
+    def leaveRoom(session: Session, room: str) -> "Deferred[Left | None]":
+        """
+        Take C{session} out of the room C{room} (a folded name); its members
+        are told.  L{None} if C{session} was not in it.
+        """
+
+    def rooms() -> "Deferred[list[RoomInfo]]":
+        """
+        The rooms that have members, sorted by folded name.
+        """
+
+    def roomMembers(room: str) -> "Deferred[tuple[str, list[str]] | None]":
+        """
+        The name of the room C{room} (a folded name) and its members, sorted
+        by folded name; L{None} if it does not exist.
+        """
+
+    def recentLines(room: str, count: int) -> "Deferred[list[HistoryEntry]] | None":
+        """
+        The last C{count} lines of the room C{room} (a folded name), oldest
+        first; L{None} if this chat keeps no history.
         """
 
     def lookup(name: str) -> "Deferred[UserStatus | None]":
@@ -269,211 +285,8 @@ class IHub(Interface):
         name, or L{None} if no request was pending.
         """
 
-    def leavePrivateChat(session: Session) -> "Deferred[str | None]":
+    def leavePrivateChat(session: Session) -> "Deferred[PrivateEnded | None]":
         """
-        End the private chat of C{session}; fire with the partner's name, or
-        L{None} if it was not in one.
+        End the private chat of C{session}; fire with the partner's name and
+        what C{session} missed, or L{None} if it was not in one.
         """
-
-
-@dataclass(eq=False)
-class _PendingRequest:
-    requester: Session
-    target: Session
-    timer: IDelayedCall | None = None
-
-
-@implementer(IHub)
-class LocalHub:
-    """
-    The hub of a single node: all live state in this process.
-
-    It is the one owner of who is online, who is in the group, who asked
-    whom for a private chat and who is paired with whom; all are keyed by
-    folded name, so they survive a takeover.
-    """
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self._sessions: dict[str, Session] = {}
-        self._group = Audience()
-        self._partners: dict[str, str] = {}
-        self._requests: dict[str, _PendingRequest] = {}
-
-    @property
-    def sessionCount(self) -> int:
-        return len(self._sessions)
-
-    def start(self) -> None:
-        """
-        Nothing to connect to: all state is in this process.
-        """
-
-    def stop(self) -> "Deferred[None]":
-        return succeed(None)
-
-    def _notify(self, key: str, event: Notification) -> None:
-        session = self._sessions.get(key)
-        if session is not None:
-            session.client.notify(event)
-
-    def attach(self, session: Session) -> "Deferred[bool]":
-        old = self._sessions.get(session.key)
-        self._sessions[session.key] = session
-        if old is not None:
-            if session.key in self._group:
-                self._group.add(session)
-            for request in self._requests.values():
-                if request.requester is old:
-                    request.requester = session
-                if request.target is old:
-                    request.target = session
-            old.client.supersede()
-            return succeed(True)
-        self._group.announce(UserJoined(session.name))
-        self._group.add(session)
-        return succeed(False)
-
-    def detach(self, session: Session) -> "Deferred[Departure | None]":
-        if self._sessions.get(session.key) is not session:
-            return succeed(None)
-        request = self._requests.get(session.key)
-        if request is not None:
-            self._dropRequest(request)
-            if request.requester is session:
-                self._notify(request.target.key, RequestFromCancelled(session.name))
-            else:
-                self._notify(request.requester.key, RequestToCancelled(session.name))
-        partner = self._unpair(session)
-        if partner is not None:
-            self._notify(partner.key, PartnerLeft(session.name))
-        del self._sessions[session.key]
-        self._group.discard(session.key)
-        self._group.announce(UserLeft(session.name))
-        return succeed(Departure(partner.name if partner else None))
-
-    def say(self, session: Session, text: str) -> bool:
-        partnerKey = self._partners.get(session.key)
-        if partnerKey is not None:
-            self._notify(partnerKey, PrivateLine(session.name, text))
-            return False
-        self._group.send(ChatLine(session.name, text), session.client)
-        return True
-
-    def _status(self, session: Session) -> UserStatus:
-        partnerKey = self._partners.get(session.key)
-        partner = self._sessions[partnerKey].name if partnerKey else None
-        return UserStatus(session.name, partner)
-
-    def lookup(self, name: str) -> "Deferred[UserStatus | None]":
-        session = self._sessions.get(foldName(name))
-        return succeed(self._status(session) if session else None)
-
-    def online(self) -> "Deferred[list[UserStatus]]":
-        return succeed(
-            [self._status(self._sessions[key]) for key in sorted(self._sessions)]
-        )
-
-    def requestPrivateChat(
-        self, session: Session, target: str
-    ) -> "Deferred[RequestResult]":
-        return succeed(self._request(session, target))
-
-    def _request(self, session: Session, target: str) -> RequestResult:
-        partnerKey = self._partners.get(session.key)
-        if partnerKey is not None:
-            partner = self._sessions[partnerKey].name
-            return RequestResult(Request.ALREADY_IN_PM, partner)
-        own = self._requests.get(session.key)
-        if own is not None:
-            if own.requester is session:
-                return RequestResult(Request.ALREADY_ASKED, own.target.name)
-            return RequestResult(Request.BEING_ASKED, own.requester.name)
-        other = self._sessions.get(foldName(target))
-        if other is session:
-            return RequestResult(Request.SELF, session.name)
-        if other is None:
-            return RequestResult(Request.OFFLINE, target)
-        if other.key in self._partners:
-            return RequestResult(Request.TARGET_IN_PM, other.name)
-        if other.key in self._requests:
-            return RequestResult(Request.TARGET_HAS_REQUEST, other.name)
-        request = _PendingRequest(session, other)
-        request.timer = self._clock.callLater(REQUEST_TIMEOUT, self._expire, request)
-        self._requests[session.key] = self._requests[other.key] = request
-        self._notify(other.key, PrivateRequest(session.name))
-        return RequestResult(Request.SENT, other.name)
-
-    def _dropRequest(self, request: _PendingRequest) -> None:
-        if request.timer is not None and request.timer.active():
-            request.timer.cancel()
-        del self._requests[request.requester.key]
-        del self._requests[request.target.key]
-
-    def _expire(self, request: _PendingRequest) -> None:
-        self._dropRequest(request)
-        requester, target = request.requester, request.target
-        self._notify(requester.key, RequestToExpired(target.name))
-        self._notify(target.key, RequestFromExpired(requester.name))
-
-    def answerPrivateChat(
-        self, session: Session, accept: bool
-    ) -> "Deferred[str | None]":
-        request = self._requests.get(session.key)
-        if request is None or request.target is not session:
-            return succeed(None)
-        self._dropRequest(request)
-        requester = request.requester
-        if accept:
-            self._pair(requester, session)
-            self._notify(requester.key, PrivateStarted(session.name))
-        else:
-            self._notify(requester.key, PrivateRejected(session.name))
-        return succeed(requester.name)
-
-    def leavePrivateChat(self, session: Session) -> "Deferred[str | None]":
-        partner = self._unpair(session)
-        if partner is None:
-            return succeed(None)
-        self._notify(partner.key, PartnerLeft(session.name))
-        return succeed(partner.name)
-
-    def _pair(self, first: Session, second: Session) -> None:
-        self._partners[first.key] = second.key
-        self._partners[second.key] = first.key
-        self._group.discard(first.key)
-        self._group.discard(second.key)
-
-    def _unpair(self, session: Session) -> Session | None:
-        partnerKey = self._partners.pop(session.key, None)
-        if partnerKey is None:
-            return None
-        del self._partners[partnerKey]
-        partner = self._sessions[partnerKey]
-        self._group.add(partner)
-        self._group.add(self._sessions[session.key])
-        return partner
-
-    def checkInvariants(self) -> Iterable[str]:
-        """
-        Describe every inconsistency in the state (none, normally): for tests.
-        """
-        for key, partnerKey in self._partners.items():
-            if self._partners.get(partnerKey) != key:
-                yield f"pairing {key} -> {partnerKey} is not symmetric"
-            if key in self._group:
-                yield f"{key} is both paired and in the group"
-        for key, request in self._requests.items():
-            if key not in (request.requester.key, request.target.key):
-                yield f"request indexed under a stranger {key}"
-            for end in (request.requester, request.target):
-                if self._sessions.get(end.key) is not end:
-                    yield f"request names {end.key}, who is not online there"
-        for key in self._sessions:
-            if key not in self._group and key not in self._partners:
-                yield f"{key} is neither in the group nor paired"
-        for key in self._group:
-            if key not in self._sessions:
-                yield f"{key} is in the group but offline"
-            elif self._group.get(key) is not self._sessions[key]:
-                yield f"{key} is in the group with a superseded session"

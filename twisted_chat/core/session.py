@@ -23,7 +23,12 @@ from .events import (
     Event,
     Goodbye,
     Help,
+    History,
+    HistoryEntry,
+    HistoryOff,
+    InRoom,
     LeftPrivate,
+    LeftRoom,
     LoggedIn,
     LoginRefused,
     NoRequest,
@@ -35,14 +40,31 @@ from .events import (
     Request,
     RequestRejected,
     RequestResult,
+    RoomInfo,
+    RoomList,
+    RoomMembers,
+    RoomRefusal,
+    RoomRefused,
     SearchResults,
     UnknownCommand,
     UserStatus,
 )
-from .hub import Departure, IChatClient, Session
+from .hub import (
+    GENERAL_KEY,
+    Departure,
+    IChatClient,
+    Join,
+    Joined,
+    Left,
+    PrivateEnded,
+    Session,
+)
 from .limits import addressKey
 from .services import ChatServices, IHeartbeatClient
-from .text import foldName, normalizeName
+from .text import GENERAL, foldName, normalizeName, normalizeRoom
+
+HISTORY_DEFAULT = 20
+HISTORY_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -145,15 +167,44 @@ class SessionCore:
         session = Session(name, self._client)
         return services.hub.attach(session).addCallback(self._attached, session)
 
-    def _attached(self, takeover: bool, session: Session) -> None:
+    def _attached(self, takeover: bool, session: Session) -> "Deferred[None] | None":
         services = self.services
         self.session = session
         services.audit.loggedIn(session.name, self.peer.host, self.peer.port)
         services.onlineChanged()
         if self._ended:
             self._leave(services.audit.lostConnection)
-            return
+            return None
         self._show(LoggedIn(session.name, takeover))
+        if not takeover:
+            return self._replay(GENERAL_KEY, GENERAL)
+        if session.current != GENERAL_KEY:
+            # The new connection's screen is empty: say where the user is.
+            return self._showCurrentRoom(session.current)
+        return None
+
+    def _replay(self, room: str, name: str) -> "Deferred[None] | None":
+        """
+        Show the last lines of the room C{room} (C{--history-on-login} of
+        them), if there are any.
+        """
+        count = self.services.config.historyOnLogin
+        lines = self.services.hub.recentLines(room, count) if count else None
+        if lines is None:
+            return None
+
+        def replay(entries: list[HistoryEntry]) -> None:
+            if entries:
+                self._show(History(name, tuple(entries)))
+
+        return lines.addCallback(replay)
+
+    def _showCurrentRoom(self, room: str) -> "Deferred[None]":
+        def found(members: tuple[str, list[str]] | None) -> None:
+            if members is not None:
+                self._show(InRoom(members[0], len(members[1])))
+
+        return self.services.hub.roomMembers(room).addCallback(found)
 
     # Leaving
 
@@ -227,12 +278,28 @@ class SessionCore:
 
     def say(self, text: str) -> None:
         """
-        Say C{text}: to the partner in a private chat, else to the group.
+        Say C{text}: to the partner in a private chat, else to the current
+        room.
         """
         session = self.session
         assert session is not None
-        if self.services.hub.say(session, text):
-            self.services.audit.message(session.name, text)
+        hub = self.services.hub
+        if hub.sayToPartner(session, text):
+            return
+        self.sayInRoom(session.current, text)
+
+    def sayInRoom(self, room: str, text: str) -> None:
+        """
+        Say C{text} in the room C{room} (a folded name), which this user
+        must be in.
+        """
+        session = self.session
+        assert session is not None
+        name = self.services.hub.sayInRoom(session, room, text)
+        if name is None:
+            self._show(RoomRefused(RoomRefusal.NOT_A_MEMBER, room))
+        else:
+            self.services.audit.message(session.name, text, name)
 
     def answer(self, accept: bool, text: str | None = None) -> "Deferred[None]":
         """
@@ -300,24 +367,150 @@ class SessionCore:
         session = self.session
         assert session is not None
 
-        def left(partner: str | None) -> None:
-            if partner is None:
+        def left(ended: PrivateEnded | None) -> None:
+            if ended is None:
                 self._show(NotInPrivate())
-            else:
-                self.services.audit.privateChatClosed(session.name, partner)
-                self._show(LeftPrivate(partner))
+                return
+            self.services.audit.privateChatClosed(session.name, ended.partner)
+            self._show(LeftPrivate(ended.partner))
+            if ended.missed is not None:
+                self._show(ended.missed)
 
         return self.services.hub.leavePrivateChat(session).addCallback(left)
 
-    def who(self) -> "Deferred[None]":
+    def who(self, room: str | None = None) -> "Deferred[None] | None":
         """
-        List everyone online.
+        List everyone online, or the members of C{room}.
         """
+        if room is not None:
+            return self.roomMembers(room)
 
         def listed(users: list[UserStatus]) -> None:
             self._show(OnlineUsers(tuple(users)))
 
         return self.services.hub.online().addCallback(listed)
+
+    # Rooms
+
+    def _roomName(self, raw: str) -> str | None:
+        """
+        The room C{raw} names, or L{None} after saying the name is invalid.
+        """
+        room = normalizeRoom(raw)
+        if room is None:
+            self._show(RoomRefused(RoomRefusal.INVALID_NAME, raw))
+        return room
+
+    def joinRoom(self, name: str) -> "Deferred[None] | None":
+        """
+        Join the room C{name} (creating it) and make it current; show its
+        recent history if newly joined.
+        """
+        session = self.session
+        assert session is not None
+        room = self._roomName(name)
+        if room is None:
+            return None
+        config = self.services.config
+
+        def joined(result: Joined) -> "Deferred[None] | None":
+            if result.outcome is Join.TOO_MANY_JOINED:
+                limit = config.maxRoomsPerUser
+                self._show(RoomRefused(RoomRefusal.TOO_MANY_JOINED, room, limit))
+                return None
+            if result.outcome is Join.TOO_MANY_ROOMS:
+                limit = config.maxRooms
+                self._show(RoomRefused(RoomRefusal.TOO_MANY_ROOMS, room, limit))
+                return None
+            self._show(InRoom(result.room, result.count))
+            if result.outcome is Join.ALREADY_IN:
+                return None
+            self.services.audit.joinedRoom(session.name, result.room)
+            return self._replay(foldName(result.room), result.room)
+
+        return self.services.hub.joinRoom(session, room).addCallback(joined)
+
+    def leaveRoom(
+        self, name: str | None = None, mayLeaveGeneral: bool = False
+    ) -> "Deferred[None] | None":
+        """
+        Leave the room C{name} (by default the current one); C{#general}
+        only if C{mayLeaveGeneral}.
+        """
+        session = self.session
+        assert session is not None
+        if name is None:
+            key = session.current
+            room = session.rooms.get(key, GENERAL)
+        else:
+            found = self._roomName(name)
+            if found is None:
+                return None
+            room, key = found, foldName(found)
+        if key == GENERAL_KEY and not mayLeaveGeneral:
+            self._show(RoomRefused(RoomRefusal.CANNOT_LEAVE_GENERAL, GENERAL))
+            return None
+
+        def left(result: Left | None) -> None:
+            if result is None:
+                self._show(RoomRefused(RoomRefusal.NOT_A_MEMBER, room))
+                return
+            self.services.audit.leftRoom(session.name, result.room)
+            self._show(LeftRoom(result.room))
+            if result.current is not None:
+                self._show(InRoom(result.current, result.count))
+
+        return self.services.hub.leaveRoom(session, key).addCallback(left)
+
+    def listRooms(self) -> "Deferred[None]":
+        """
+        List the rooms that have members.
+        """
+
+        def listed(rooms: list[RoomInfo]) -> None:
+            self._show(RoomList(tuple(rooms)))
+
+        return self.services.hub.rooms().addCallback(listed)
+
+    def roomMembers(self, name: str) -> "Deferred[None] | None":
+        """
+        List the members of the room C{name}.
+        """
+        room = self._roomName(name)
+        if room is None:
+            return None
+
+        def listed(members: tuple[str, list[str]] | None) -> None:
+            if members is None:
+                self._show(RoomRefused(RoomRefusal.NO_SUCH_ROOM, room))
+            else:
+                self._show(RoomMembers(members[0], tuple(members[1])))
+
+        return self.services.hub.roomMembers(foldName(room)).addCallback(listed)
+
+    def history(self, count: str | None = None) -> "Deferred[None] | None":
+        """
+        Show the last C{count} (default 20, at most 200) lines of the
+        current room.
+        """
+        session = self.session
+        assert session is not None
+        wanted = HISTORY_DEFAULT
+        if count is not None:
+            if not count.isdecimal() or int(count) < 1:
+                self._show(BadArguments(COMMANDS["@HISTORY"].usage))
+                return None
+            wanted = min(int(count), HISTORY_MAX)
+        name = session.rooms.get(session.current, GENERAL)
+        lines = self.services.hub.recentLines(session.current, wanted)
+        if lines is None:
+            self._show(HistoryOff())
+            return None
+
+        def shown(entries: list[HistoryEntry]) -> None:
+            self._show(History(name, tuple(entries)))
+
+        return lines.addCallback(shown)
 
     def search(self, text: str) -> "Deferred[None]":
         """

@@ -50,6 +50,21 @@ def normalizeName(raw: str) -> str | None:
     return name
 
 
+GENERAL = "#general"
+
+
+def normalizeRoom(raw: str) -> str | None:
+    """
+    Return the NFKC form of C{raw} if it is a valid room name (C{#} and a
+    name under the user-name rules), else L{None}.
+    """
+    text = raw.strip()
+    if not text.startswith("#") or text[1:2].isspace():
+        return None
+    name = normalizeName(text[1:])
+    return None if name is None else "#" + name
+
+
 def foldName(name: str) -> str:
     """
     Return the key under which C{name} is unique: NFKC, then case folding,

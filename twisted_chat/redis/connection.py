@@ -161,6 +161,22 @@ class _SubscriberFactory(txredisapi.SubscriberFactory):  # type: ignore[misc]
         protocol.whenConnected().addCallback(lambda p: p.subscribe(self.channels))
         return protocol
 
+    def subscribe(self, channel: str) -> None:
+        """
+        Subscribe to C{channel} now, and on every reconnection.
+        """
+        self.channels.append(channel)
+        for protocol in self.pool:
+            protocol.subscribe([channel])
+
+    def unsubscribe(self, channel: str) -> None:
+        """
+        Stop listening to C{channel}.
+        """
+        self.channels.remove(channel)
+        for protocol in self.pool:
+            protocol.unsubscribe([channel])
+
 
 class RedisConnection:
     """
@@ -233,6 +249,20 @@ class RedisConnection:
 
     def _where(self) -> dict[str, object]:
         return {"host": self.address.host, "port": self.address.port}
+
+    def subscribe(self, channel: str) -> None:
+        """
+        Receive the messages of C{channel} too (through C{onMessage}).
+        """
+        assert self._subscriber is not None
+        self._subscriber.subscribe(channel)
+
+    def unsubscribe(self, channel: str) -> None:
+        """
+        No longer receive the messages of C{channel}.
+        """
+        assert self._subscriber is not None
+        self._subscriber.unsubscribe(channel)
 
     def call(self, command: str, *args: Any) -> "Deferred[Any]":
         """

@@ -4,16 +4,22 @@ The hub of several nodes that form one chat over Redis.
 Shared state lives in Redis and changes only inside Lua scripts, so each
 change is atomic across nodes: who is online where (C{tc:online}), who is
 paired with whom (C{tc:partner}), pending private-chat requests
-(C{tc:request}), the users of each node, and a liveness key per node.
+(C{tc:request}), the rooms that have members (C{tc:rooms}), each room's
+members (C{tc:room:<room>}) and each user's rooms (C{tc:in:<user>}), the
+users of each node, and a liveness key per node.  A room's history is one
+Redis Stream (C{tc:history:<room>}, trimmed to about C{--history-lines}).
 
-Lines travel by pub/sub: a group line (C{s}), and a user's arrival (C{j})
-or departure (C{l}), is published once on C{tc:group} as LF-separated
-fields (the kind, the user's key, then the name and the text), and every
-node delivers it to its own sessions but that user's; a notification for
-one user (L{twisted_chat.core.events.encode}), and the control operations
-of private chats, go as JSON to the channel of the node holding that user's
-session (C{tc:to:<node>}).  Each node keeps a mirror of which of its own
-sessions are in the group, so a group line costs it one fan-out loop.
+Lines travel by pub/sub.  A room's line, and who joins or leaves it, is
+published once on the room's channel (C{tc:room:<room>}) as LF-separated
+fields (the kind, the user's key, the name, then for a line its id and
+text); a node subscribes to a room's channel while one of its own users is
+in the room, so its work grows with its own users' rooms.  A departure from
+the chat goes once to every node (C{tc:quit}), which tells the local members
+of the departed user's rooms, each once.  A notification for one user
+(L{twisted_chat.core.events.encode}) and the control operations of private
+chats go as JSON to the channel of the node holding that user's session
+(C{tc:to:<node>}).  Each node mirrors its own sessions' rooms
+(L{LocalRooms}), so a room's line costs it one fan-out loop.
 """
 
 import json
@@ -30,25 +36,42 @@ from zope.interface import implementer
 
 from ..core.events import (
     ChatLine,
+    HistoryEntry,
     PrivateLine,
     Request,
     RequestResult,
+    RoomInfo,
+    RoomJoined,
+    RoomLeft,
     UserJoined,
     UserLeft,
     UserStatus,
     decode,
     encode,
 )
-from ..core.hub import Audience, Departure, HubUnavailableError, IHub, Session
-from ..core.text import foldName
+from ..core.hub import (
+    GENERAL_KEY,
+    REQUEST_TIMEOUT,
+    Departure,
+    HubUnavailableError,
+    IHub,
+    Join,
+    Joined,
+    Left,
+    PrivateEnded,
+    Session,
+)
+from ..core.rooms import LocalRooms, MessageIds, Room
+from ..core.text import GENERAL, foldName
 from .connection import MAX_RECONNECT_DELAY, RedisAddress, RedisConnection
 
-GROUP_CHANNEL = "tc:group"
+ROOM_CHANNEL = "tc:room:{room}"
+QUIT_CHANNEL = "tc:quit"
 NODE_CHANNEL = "tc:to:{node}"
-REQUEST_TIMEOUT = 60.0
 
 # Helpers shared by the scripts below: send operations to the node holding a
-# user, tell a user of an event, and take a user offline.
+# user, tell a user of an event, enter and leave rooms, and take a user
+# offline.
 _PRELUDE = """
 local function send(k, ops)
   local rec = redis.call('HGET', 'tc:online', k)
@@ -63,6 +86,29 @@ local function nameOf(k)
   local rec = redis.call('HGET', 'tc:online', k)
   if rec then return cjson.decode(rec).name end
   return k
+end
+local function enterRoom(k, name, room, display)
+  local existing = redis.call('HGET', 'tc:rooms', room)
+  if existing then display = existing end
+  redis.call('HSET', 'tc:rooms', room, display)
+  redis.call('HSET', 'tc:room:' .. room, k, name)
+  redis.call('HSET', 'tc:in:' .. k, room, display)
+  return display
+end
+local function exitRoom(k, room)
+  redis.call('HDEL', 'tc:room:' .. room, k)
+  redis.call('HDEL', 'tc:in:' .. k, room)
+  if room ~= '#general' and redis.call('HLEN', 'tc:room:' .. room) == 0 then
+    redis.call('HDEL', 'tc:rooms', room)
+  end
+end
+local function setCurrent(k, room)
+  local rec = redis.call('HGET', 'tc:online', k)
+  if rec then
+    local r = cjson.decode(rec)
+    r.c = room
+    redis.call('HSET', 'tc:online', k, cjson.encode(r))
+  end
 end
 local function leave(k, sid)
   local rec = redis.call('HGET', 'tc:online', k)
@@ -86,9 +132,12 @@ local function leave(k, sid)
     partnerName = nameOf(partner)
     send(partner, {event(partner, 'PartnerLeft', r.name), {'unpair', partner}})
   end
+  local rooms = redis.call('HKEYS', 'tc:in:' .. k)
+  for _, room in ipairs(rooms) do exitRoom(k, room) end
   redis.call('HDEL', 'tc:online', k)
   redis.call('SREM', 'tc:node:' .. r.n, k)
-  redis.call('PUBLISH', 'tc:group', 'l\\n' .. k .. '\\n' .. r.name)
+  local quit = k .. '\\n' .. r.name .. '\\n' .. table.concat(rooms, ' ')
+  redis.call('PUBLISH', 'tc:quit', quit)
   return {r.name, partnerName}
 end
 local function reap(node)
@@ -100,14 +149,17 @@ local function reap(node)
 end
 """
 
-# ARGV: key, node, sid, name.  Returns {takeover, old node, old sid,
-# partner key}.
+# ARGV: key, node, sid, name.  Returns {takeover, old node, old sid, partner
+# key, the user's rooms (room, display, ...), current room}.
 _ATTACH = (
     _PRELUDE
     + """
 local k, node, sid = ARGV[1], ARGV[2], ARGV[3]
 local old = redis.call('HGET', 'tc:online', k)
-redis.call('HSET', 'tc:online', k, cjson.encode({n = node, s = sid, name = ARGV[4]}))
+local current = '#general'
+if old then current = cjson.decode(old).c or '#general' end
+local rec = {n = node, s = sid, name = ARGV[4], c = current}
+redis.call('HSET', 'tc:online', k, cjson.encode(rec))
 redis.call('SADD', 'tc:node:' .. node, k)
 local partner = redis.call('HGET', 'tc:partner', k) or ''
 if old then
@@ -116,16 +168,105 @@ if old then
     redis.call('SREM', 'tc:node:' .. o.n, k)
     redis.call('PUBLISH', 'tc:to:' .. o.n, cjson.encode({{'supersede', k, o.s}}))
   end
-  return {1, o.n, o.s, partner}
+  return {1, o.n, o.s, partner, redis.call('HGETALL', 'tc:in:' .. k), current}
 end
-redis.call('PUBLISH', 'tc:group', 'j\\n' .. k .. '\\n' .. ARGV[4])
-return {0, '', '', partner}
+redis.call('PUBLISH', 'tc:room:#general', 'J\\n' .. k .. '\\n' .. ARGV[4])
+enterRoom(k, ARGV[4], '#general', '#general')
+return {0, '', '', partner, {'#general', '#general'}, current}
 """
 )
 
 # ARGV: key, sid ('' for any).  Returns {name, partner name} or false if the
 # session was not the one online.
 _DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2])"
+
+# ARGV: room, key, name, text, history ('' for none, '0' for no limit, else
+# about how many lines to keep).  Keeps the line in the room's stream, whose
+# id is the line's, and publishes it.
+_SAY = """
+local id
+local stream = 'tc:history:' .. ARGV[1]
+if ARGV[5] == '0' then
+  id = redis.call('XADD', stream, '*', 'n', ARGV[3], 'x', ARGV[4])
+elseif ARGV[5] ~= '' then
+  id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[5], '*',
+                  'n', ARGV[3], 'x', ARGV[4])
+else
+  local t = redis.call('TIME')
+  id = t[1] .. string.format('%03d', math.floor(t[2] / 1000)) .. '-0'
+end
+local line = 's\\n' .. ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. id .. '\\n' .. ARGV[4]
+redis.call('PUBLISH', 'tc:room:' .. ARGV[1], line)
+return id
+"""
+
+# ARGV: room, count.  The room's last lines, newest first.
+_HISTORY = """
+return redis.call('XREVRANGE', 'tc:history:' .. ARGV[1], '+', '-', 'COUNT', ARGV[2])
+"""
+
+# ARGV: key, room, room's name as typed, user's name, rooms per user, rooms.
+# Returns {outcome, room's name, member count}.
+_JOIN = (
+    _PRELUDE
+    + """
+local k, room = ARGV[1], ARGV[2]
+local have = redis.call('HGET', 'tc:in:' .. k, room)
+if have then
+  setCurrent(k, room)
+  return {'ALREADY_IN', have, redis.call('HLEN', 'tc:room:' .. room)}
+end
+local perUser, total = tonumber(ARGV[5]), tonumber(ARGV[6])
+if perUser > 0 and redis.call('HLEN', 'tc:in:' .. k) >= perUser then
+  return {'TOO_MANY_JOINED', ARGV[3], 0}
+end
+local existing = redis.call('HGET', 'tc:rooms', room)
+if not existing and total > 0 and redis.call('HLEN', 'tc:rooms') >= total then
+  return {'TOO_MANY_ROOMS', ARGV[3], 0}
+end
+redis.call('PUBLISH', 'tc:room:' .. room, 'j\\n' .. k .. '\\n' .. ARGV[4])
+local display = enterRoom(k, ARGV[4], room, ARGV[3])
+setCurrent(k, room)
+return {'JOINED', display, redis.call('HLEN', 'tc:room:' .. room)}
+"""
+)
+
+# ARGV: key, room, user's name, the current room after ('' if unchanged).
+# Returns {room's name, #general's member count} or false.
+_LEAVE_ROOM = (
+    _PRELUDE
+    + """
+local k, room = ARGV[1], ARGV[2]
+local have = redis.call('HGET', 'tc:in:' .. k, room)
+if not have then return false end
+exitRoom(k, room)
+redis.call('PUBLISH', 'tc:room:' .. room, 'l\\n' .. k .. '\\n' .. ARGV[3])
+if ARGV[4] ~= '' then setCurrent(k, ARGV[4]) end
+return {have, redis.call('HLEN', 'tc:room:#general')}
+"""
+)
+
+# Returns {room, name, member count, ...} for the rooms that have members.
+_ROOMS = """
+local out = {}
+local all = redis.call('HGETALL', 'tc:rooms')
+for i = 1, #all, 2 do
+  local count = redis.call('HLEN', 'tc:room:' .. all[i])
+  if count > 0 then
+    table.insert(out, all[i])
+    table.insert(out, all[i + 1])
+    table.insert(out, count)
+  end
+end
+return out
+"""
+
+# ARGV: room.  Returns {name, members' names} or false.
+_MEMBERS = """
+local name = redis.call('HGET', 'tc:rooms', ARGV[1])
+if not name then return false end
+return {name, redis.call('HVALS', 'tc:room:' .. ARGV[1])}
+"""
 
 # ARGV: key, an encoded notification.
 _NOTIFY = (
@@ -237,9 +378,10 @@ return 0
 """
 )
 
-# ARGV: node, sessions (JSON {key: [sid, name]}).  After Redis came back:
-# drop the users who left meanwhile, announce the others again, and return
-# {key, partner key} pairs and superseded keys.
+# ARGV: node, sessions (JSON {key: [sid, name, {room: name}, current]}).
+# After Redis came back: drop the users who left meanwhile, put the others
+# back online and in their rooms, and return {key, partner key} pairs and
+# superseded keys.
 _RESYNC = (
     _PRELUDE
     + """
@@ -255,8 +397,10 @@ for k, v in pairs(current) do
   if r and (r.n ~= node or r.s ~= v[1]) then
     table.insert(superseded, k)
   else
-    redis.call('HSET', 'tc:online', k, cjson.encode({n = node, s = v[1], name = v[2]}))
+    local online = {n = node, s = v[1], name = v[2], c = v[4]}
+    redis.call('HSET', 'tc:online', k, cjson.encode(online))
     redis.call('SADD', 'tc:node:' .. node, k)
+    for room, display in pairs(v[3]) do enterRoom(k, v[2], room, display) end
     local p = redis.call('HGET', 'tc:partner', k)
     if p then table.insert(partners, k); table.insert(partners, p) end
   end
@@ -267,6 +411,22 @@ return {partners, superseded}
 )
 
 _REQUEST_OUTCOMES = {outcome.name: outcome for outcome in Request}
+_JOIN_OUTCOMES = {outcome.name: outcome for outcome in Join}
+
+
+def _pairs(flat: list[Any]) -> dict[str, Any]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _entry(record: list[Any]) -> HistoryEntry:
+    """
+    A history entry from a stream record C{[id, [field, value, ...]]}.
+    """
+    msgid, fields = record
+    values = _pairs(fields)
+    return HistoryEntry(
+        int(msgid.split("-")[0]) / 1000, values["n"], values["x"], msgid
+    )
 
 
 @implementer(IHub)
@@ -285,21 +445,32 @@ class RedisHub:
         address: RedisAddress,
         ttl: float = 10.0,
         connection: Callable[..., RedisConnection] = RedisConnection,
+        history: bool = True,
+        historyLines: int = 10000,
+        maxRoomsPerUser: int = 0,
+        maxRooms: int = 0,
     ) -> None:
         self._clock = reactor
         self.ttl = ttl
+        # What the line script is told of history: none, no limit, or about
+        # how many lines to keep per room.
+        self._history = str(historyLines) if history else ""
+        self.maxRoomsPerUser = maxRoomsPerUser
+        self.maxRooms = maxRooms
         self.node = uuid.uuid4().hex
         self._nodeChannel = NODE_CHANNEL.format(node=self.node)
         self.redis = connection(
             reactor,
             address,
-            channels=[GROUP_CHANNEL, self._nodeChannel],
+            channels=[self._nodeChannel, QUIT_CHANNEL],
             onMessage=self._messageReceived,
             onAvailable=self._resync,
         )
         self._sessions: dict[str, Session] = {}
         self._sids: dict[str, str] = {}
-        self._group = Audience()
+        self._rooms = LocalRooms()
+        self._subscribed: set[str] = set()
+        self._ids = MessageIds(reactor)
         self._partners: dict[str, str] = {}
         self._reapAfter = 0.0
         self._connectedBefore = False
@@ -334,8 +505,9 @@ class RedisHub:
 
     def _resync(self) -> None:
         """
-        Redis is (back) up: announce this node's sessions again, drop those
-        that ended meanwhile, and reload their private-chat partners.
+        Redis is (back) up: put this node's sessions back online and in their
+        rooms, drop those that ended meanwhile, and reload their private-chat
+        partners.
         """
         if self._connectedBefore:
             # Every node lost Redis too, and their liveness keys may have
@@ -344,7 +516,7 @@ class RedisHub:
             self._reapAfter = self._clock.seconds() + grace
         self._connectedBefore = True
         current = {
-            key: [self._sids[key], session.name]
+            key: [self._sids[key], session.name, session.rooms, session.current]
             for key, session in self._sessions.items()
         }
         d = self.redis.script(
@@ -361,31 +533,63 @@ class RedisHub:
             for i in range(0, len(pairs), 2)
             if pairs[i] in self._sessions
         }
-        self._group.clear()
-        for key, session in self._sessions.items():
-            if key not in self._partners:
-                self._group.add(session)
+        for session in self._sessions.values():
+            self._rooms.show(session)
+            if self._hidden(session):
+                self._rooms.hide(session)
         for key in superseded:
             self._supersede(key, self._sids.get(key, ""))
+
+    def _hidden(self, session: Session) -> bool:
+        return (
+            session.key in self._partners
+            and session.client.renderer.privateHidesRooms
+        )
+
+    def _syncSubscriptions(self) -> None:
+        """
+        Listen to the channels of the rooms this node's users are in, and
+        only those.
+        """
+        wanted = {room.key for room in self._rooms if room.members}
+        for key in wanted - self._subscribed:
+            self.redis.subscribe(ROOM_CHANNEL.format(room=key))
+        for key in self._subscribed - wanted:
+            self.redis.unsubscribe(ROOM_CHANNEL.format(room=key))
+        self._subscribed = wanted
 
     # Local delivery
 
     def _messageReceived(self, channel: str, message: str) -> None:
-        if channel == GROUP_CHANNEL:
-            kind, key, rest = message.split("\n", 2)
-            # The user the message is about gets no copy of it.
-            own = self._sessions.get(key)
-            exclude = own.client if own is not None else None
-            if kind == "s":
-                name, text = rest.split("\n", 1)
-                self._group.send(ChatLine(name, text), exclude)
-            elif kind == "j":
-                self._group.announce(UserJoined(rest), exclude)
-            elif kind == "l":
-                self._group.announce(UserLeft(rest), exclude)
+        if channel == self._nodeChannel:
+            for operation in json.loads(message):
+                getattr(self, "_op_" + operation[0])(*operation[1:])
             return
-        for operation in json.loads(message):
-            getattr(self, "_op_" + operation[0])(*operation[1:])
+        if channel == QUIT_CHANNEL:
+            _, name, keys = message.split("\n", 2)
+            rooms = [room for key in keys.split() if (room := self._rooms.get(key))]
+            if rooms:
+                self._rooms.announceOnce(rooms, UserLeft(name))
+            return
+        room = self._rooms.get(channel[len("tc:room:") :])
+        if room is None:
+            return
+        kind, key, rest = message.split("\n", 2)
+        # The user the message is about gets no copy of it.
+        own = self._sessions.get(key)
+        exclude = own.client if own is not None else None
+        if kind == "s":
+            name, msgid, text = rest.split("\n", 2)
+            room.lines += 1
+            time = int(msgid.split("-", 1)[0]) / 1000
+            line = ChatLine(room.name, name, text, time, msgid)
+            room.audience.send(line, exclude)
+        elif kind == "J":
+            room.audience.announce(UserJoined(rest), exclude)
+        elif kind == "j":
+            room.audience.announce(RoomJoined(rest, room.name), exclude)
+        elif kind == "l":
+            room.audience.announce(RoomLeft(rest, room.name), exclude)
 
     def _op_ev(self, key: str, encoded: list[Any]) -> None:
         session = self._sessions.get(key)
@@ -393,15 +597,22 @@ class RedisHub:
             session.client.notify(decode(encoded))
 
     def _op_pair(self, key: str, partner: str) -> None:
-        if key in self._sessions:
+        session = self._sessions.get(key)
+        if session is not None:
             self._partners[key] = partner
-            self._group.discard(key)
+            if self._hidden(session):
+                self._rooms.hide(session)
 
     def _op_unpair(self, key: str) -> None:
         session = self._sessions.get(key)
-        if session is not None:
-            self._partners.pop(key, None)
-            self._group.add(session)
+        if session is None:
+            return
+        hidden = self._hidden(session)
+        self._partners.pop(key, None)
+        if hidden:
+            missed = self._rooms.show(session)
+            if missed is not None:
+                session.client.notify(missed)
 
     def _op_supersede(self, key: str, sid: str) -> None:
         self._supersede(key, sid)
@@ -409,10 +620,8 @@ class RedisHub:
     def _supersede(self, key: str, sid: str) -> None:
         if self._sids.get(key) != sid:
             return
-        session = self._sessions.pop(key)
-        del self._sids[key]
-        self._group.discard(key)
-        self._partners.pop(key, None)
+        session = self._sessions[key]
+        self._forget(session)
         session.client.supersede()
 
     def _forget(self, session: Session) -> bool:
@@ -420,25 +629,41 @@ class RedisHub:
             return False
         del self._sessions[session.key]
         del self._sids[session.key]
-        self._group.discard(session.key)
         self._partners.pop(session.key, None)
+        self._rooms.exitAll(session)
+        self._syncSubscriptions()
         return True
 
-    # IHub
+    # Sessions
 
     def attach(self, session: Session) -> "Deferred[bool]":
         sid = uuid.uuid4().hex
 
         def attached(reply: list[Any]) -> bool:
-            takeover, oldNode, oldSid, partner = reply
-            if takeover and oldNode == self.node:
-                self._supersede(session.key, oldSid)
-            self._sessions[session.key] = session
-            self._sids[session.key] = sid
+            takeover, oldNode, oldSid, partner, rooms, current = reply
             if partner:
                 self._partners[session.key] = partner
+            old = self._sessions.get(session.key)
+            if takeover and oldNode == self.node and old is not None:
+                if self._sids.get(session.key) == oldSid:
+                    self._rooms.replace(old, session)
+                    if self._hidden(old) != self._hidden(session):
+                        self._rooms.show(session)
+                        if self._hidden(session):
+                            self._rooms.hide(session)
+                    del self._sessions[session.key]
+                    old.client.supersede()
             else:
-                self._group.add(session)
+                hidden = self._hidden(session)
+                for room, display in _pairs(rooms).items():
+                    self._rooms.enter(session, display, hidden)
+                    if room == current:
+                        session.current = room
+                if hidden:
+                    self._rooms.hide(session)
+            self._sessions[session.key] = session
+            self._sids[session.key] = sid
+            self._syncSubscriptions()
             return bool(takeover)
 
         d = self.redis.script(_ATTACH, session.key, self.node, sid, session.name)
@@ -446,6 +671,7 @@ class RedisHub:
 
     def detach(self, session: Session) -> "Deferred[Departure | None]":
         sid = self._sids.get(session.key, "")
+        rooms = [room for key in session.rooms if (room := self._rooms.get(key))]
         if not self._forget(session):
             return succeed(None)
 
@@ -458,27 +684,139 @@ class RedisHub:
             # Redis is away: the session is gone from this node, and the
             # resync when Redis is back takes it offline there too.
             failure.trap(HubUnavailableError)
-            self._group.announce(UserLeft(session.name))
+            self._rooms.announceOnce(rooms, UserLeft(session.name))
             return Departure(None)
 
         d = self.redis.script(_DETACH, session.key, sid)
         return d.addCallbacks(detached, unreachable)
 
-    def say(self, session: Session, text: str) -> bool:
-        partner = self._partners.get(session.key)
-        if partner is not None:
-            line = json.dumps(encode(PrivateLine(session.name, text)))
-            d = self.redis.script(_NOTIFY, partner, line)
-            d.addErrback(session.client.failed)
-            return False
+    # Lines
+
+    def sayInRoom(self, session: Session, room: str, text: str) -> str | None:
+        target = self._rooms.get(room)
+        if target is None or room not in session.rooms:
+            return None
         if not self.redis.available:
-            self._group.send(ChatLine(session.name, text), session.client)
-            return True
-        message = f"s\n{session.key}\n{session.name}\n{text}"
-        self.redis.call("publish", GROUP_CHANNEL, message).addErrback(
-            session.client.failed
+            # Redis is away: the users of this node still hear each other.
+            now, msgid = self._ids.next()
+            target.lines += 1
+            line = ChatLine(target.name, session.name, text, now, msgid)
+            target.audience.send(line, session.client)
+            return target.name
+        d = self.redis.script(
+            _SAY, room, session.key, session.name, text, self._history
         )
+        d.addErrback(session.client.failed)
+        return target.name
+
+    def sayToPartner(self, session: Session, text: str) -> bool:
+        partner = self._partners.get(session.key)
+        if partner is None:
+            return False
+        line = json.dumps(encode(PrivateLine(session.name, text)))
+        d = self.redis.script(_NOTIFY, partner, line)
+        d.addErrback(session.client.failed)
         return True
+
+    def recentLines(
+        self, room: str, count: int
+    ) -> "Deferred[list[HistoryEntry]] | None":
+        if not self._history:
+            return None
+
+        def parsed(records: list[Any]) -> list[HistoryEntry]:
+            return [_entry(record) for record in reversed(records)]
+
+        return self.redis.script(_HISTORY, room, count).addCallback(parsed)
+
+    # Rooms
+
+    def joinRoom(self, session: Session, name: str) -> "Deferred[Joined]":
+        key = foldName(name)
+
+        def joined(reply: list[Any]) -> Joined:
+            outcome, display, count = _JOIN_OUTCOMES[reply[0]], reply[1], reply[2]
+            if self._sessions.get(session.key) is not session:
+                return Joined(outcome, display, int(count))
+            if outcome is Join.JOINED:
+                hidden = self._hidden(session)
+                self._rooms.enter(session, display, hidden)
+                self._syncSubscriptions()
+            if outcome in (Join.JOINED, Join.ALREADY_IN):
+                self._rooms.setCurrent(session, key)
+                if self._hidden(session):
+                    self._rooms.hide(session)
+            return Joined(outcome, display, int(count))
+
+        d = self.redis.script(
+            _JOIN,
+            session.key,
+            key,
+            name,
+            session.name,
+            self.maxRoomsPerUser,
+            self.maxRooms,
+        )
+        return d.addCallback(joined)
+
+    def leaveRoom(self, session: Session, room: str) -> "Deferred[Left | None]":
+        if room not in session.rooms:
+            return succeed(None)
+        wasCurrent = session.current == room
+        fallback = wasCurrent and GENERAL_KEY in session.rooms and room != GENERAL_KEY
+
+        def left(reply: Any) -> Left | None:
+            if not reply:
+                return None
+            display, generalCount = reply
+            if self._sessions.get(session.key) is session:
+                self._rooms.exit(session, room)
+                self._syncSubscriptions()
+                if fallback:
+                    self._rooms.setCurrent(session, GENERAL_KEY)
+                    if self._hidden(session):
+                        self._rooms.hide(session)
+                elif wasCurrent:
+                    session.current = GENERAL_KEY
+            if fallback:
+                return Left(display, GENERAL, int(generalCount))
+            return Left(display)
+
+        d = self.redis.script(
+            _LEAVE_ROOM,
+            session.key,
+            room,
+            session.name,
+            GENERAL_KEY if fallback else "",
+        )
+        return d.addCallback(left)
+
+    def rooms(self) -> "Deferred[list[RoomInfo]]":
+        def listed(flat: list[Any]) -> list[RoomInfo]:
+            found = {
+                flat[i]: RoomInfo(flat[i + 1], int(flat[i + 2]))
+                for i in range(0, len(flat), 3)
+            }
+            return [found[key] for key in sorted(found)]
+
+        return self.redis.script(_ROOMS).addCallback(listed)
+
+    def roomMembers(self, room: str) -> "Deferred[tuple[str, list[str]] | None]":
+        def listed(reply: Any) -> tuple[str, list[str]] | None:
+            if not reply:
+                return None
+            name, members = reply
+            return str(name), sorted(members, key=foldName)
+
+        return self.redis.script(_MEMBERS, room).addCallback(listed)
+
+    def localRoom(self, room: str) -> Room | None:
+        """
+        This node's mirror of the room C{room}, if one of its users is in it.
+        """
+        return self._rooms.get(room)
+
+    # Who is online
 
     def online(self) -> "Deferred[list[UserStatus]]":
         def parsed(reply: list[list[str]]) -> list[UserStatus]:
@@ -487,7 +825,7 @@ class RedisHub:
                 records[i]: json.loads(records[i + 1])["name"]
                 for i in range(0, len(records), 2)
             }
-            partners = dict(zip(partnerList[::2], partnerList[1::2], strict=True))
+            partners = _pairs(partnerList)
             return [
                 UserStatus(names[key], names.get(partners.get(key, "")))
                 for key in sorted(names)
@@ -500,6 +838,8 @@ class RedisHub:
         return self.online().addCallback(
             lambda users: next((u for u in users if foldName(u.name) == key), None)
         )
+
+    # Private chats
 
     def requestPrivateChat(
         self, session: Session, target: str
@@ -518,7 +858,9 @@ class RedisHub:
         return d.addCallback(requested)
 
     def _expire(self, key: str, requestId: str) -> None:
-        self.redis.script(_EXPIRE, key, requestId).addErrback(self._ignoreUnavailable)
+        self.redis.script(_EXPIRE, key, requestId).addErrback(
+            self._ignoreUnavailable
+        )
 
     def answerPrivateChat(
         self, session: Session, accept: bool
@@ -534,12 +876,17 @@ class RedisHub:
         d = self.redis.script(_ANSWER, session.key, "1" if accept else "0")
         return d.addCallback(answered)
 
-    def leavePrivateChat(self, session: Session) -> "Deferred[str | None]":
-        def left(partner: Any) -> str | None:
+    def leavePrivateChat(self, session: Session) -> "Deferred[PrivateEnded | None]":
+        def left(partner: Any) -> PrivateEnded | None:
             if not partner:
                 return None
-            self._op_unpair(session.key)
-            return str(partner)
+            missed = None
+            if self._sessions.get(session.key) is session:
+                hidden = self._hidden(session)
+                self._partners.pop(session.key, None)
+                if hidden:
+                    missed = self._rooms.show(session)
+            return PrivateEnded(str(partner), missed)
 
         d = self.redis.script(_LEAVE_PRIVATE_CHAT, session.key)
         return d.addCallback(left)

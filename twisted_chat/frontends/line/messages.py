@@ -19,6 +19,27 @@ LOGGED_IN_ELSEWHERE = "You logged in from another connection."
 JOINED = "* {name} joined the chat."
 LEFT = "* {name} left the chat."
 CHAT_LINE = "{name} > {text}"
+ROOM_LINE = "[{room}] {name} > {text}"
+
+JOINED_ROOM = "* {name} joined {room}."
+LEFT_ROOM = "* {name} left {room}."
+NOW_IN_ROOM = "You are now in {room} ({count} users)."
+YOU_LEFT_ROOM = "You left {room}."
+CANNOT_LEAVE_GENERAL = "You cannot leave #general."
+INVALID_ROOM = "Invalid room name: use # and 1-32 letters, digits, _ or -."
+NOT_IN_ROOM = "You are not in {room}."
+NO_SUCH_ROOM = "Room {room} does not exist."
+TOO_MANY_JOINED = "You are in too many rooms (max {limit})."
+TOO_MANY_ROOMS = "Too many rooms exist (max {limit})."
+ROOMS = "Rooms: {rooms}"
+ROOM_ENTRY = "{room} ({count})"
+USERS_IN_ROOM = "Users in {room}: {names}"
+HISTORY_START = "--- History of {room} ({count} lines) ---"
+HISTORY_LINE = "[{time}] {name} > {text}"
+HISTORY_TIME = "%Y-%m-%d %H:%M"
+HISTORY_END = "--- End of history ---"
+HISTORY_OFF = "History is off on this server."
+MISSED = "You missed {count} lines in {room}; type @HISTORY to see them."
 
 PM_REQUEST_SENT = "Private chat request sent to {name}."
 PM_REQUEST_RECEIVED = "The user {name} wants to have a private chat with you (Y/N)?"
@@ -69,12 +90,16 @@ HEARTBEAT = "HEARTBEAT {port} {token} {interval:g} {timeout:g}"
 
 HELP = (
     "Commands (case does not matter):",
-    "  <text>             talk to the group (or to your partner in a private chat)",
+    "  <text>             talk to your current room (or your private-chat partner)",
     "  @PM <user>         ask <user> for a private chat",
     "  Y or @ACCEPT       accept the private chat request made to you",
     "  N or @REJECT       reject the private chat request made to you",
     "  EXIT PM            leave the private chat",
-    "  @WHO               list the users online",
+    "  @WHO [#room]       list the users online (or in #room)",
+    "  @JOIN #room        join #room (creating it) and make it your current room",
+    "  @LEAVE [#room]     leave #room (by default your current room)",
+    "  @ROOMS             list the rooms",
+    "  @HISTORY [N]       show the last N lines of your current room (20 by default)",
     "  @SEARCH <text>     find users whose name contains <text>",
     "  @PASSWORD <old> <new>  change your password",
     "  @HEARTBEAT         get a token for UDP presence heartbeats",

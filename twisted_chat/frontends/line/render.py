@@ -2,6 +2,8 @@
 The core's events as the line protocol's server lines (L{messages}).
 """
 
+import time
+
 from zope.interface import implementer
 
 from ...core.events import (
@@ -12,11 +14,16 @@ from ...core.events import (
     Goodbye,
     HeartbeatGrant,
     Help,
+    History,
+    HistoryOff,
+    InRoom,
     LeftPrivate,
+    LeftRoom,
     LineTooLong,
     LoggedIn,
     LoginRefused,
     LoginTimedOut,
+    MissedLines,
     NoRequest,
     NotInPrivate,
     OnlineUsers,
@@ -34,6 +41,12 @@ from ...core.events import (
     RequestResult,
     RequestToCancelled,
     RequestToExpired,
+    RoomJoined,
+    RoomLeft,
+    RoomList,
+    RoomMembers,
+    RoomRefusal,
+    RoomRefused,
     SearchResults,
     ServerError,
     ServiceDegraded,
@@ -61,6 +74,15 @@ _REQUEST_REPLIES = {
     Request.BEING_ASKED: messages.PM_REQUEST_RECEIVED,
 }
 
+_ROOM_REFUSALS = {
+    RoomRefusal.INVALID_NAME: messages.INVALID_ROOM,
+    RoomRefusal.NOT_A_MEMBER: messages.NOT_IN_ROOM,
+    RoomRefusal.NO_SUCH_ROOM: messages.NO_SUCH_ROOM,
+    RoomRefusal.CANNOT_LEAVE_GENERAL: messages.CANNOT_LEAVE_GENERAL,
+    RoomRefusal.TOO_MANY_JOINED: messages.TOO_MANY_JOINED,
+    RoomRefusal.TOO_MANY_ROOMS: messages.TOO_MANY_ROOMS,
+}
+
 _REFUSALS = {
     Refusal.WRONG_PASSWORD: messages.WRONG_PASSWORD,
     Refusal.TOO_MANY_FAILURES: messages.TOO_MANY_FAILED_LOGINS,
@@ -81,6 +103,7 @@ _FIXED: dict[type, str] = {
     SlowDown: messages.SLOW_DOWN,
     ExcessFlood: messages.EXCESS_FLOOD,
     LoggedIn: messages.LOGIN_SUCCESS,
+    HistoryOff: messages.HISTORY_OFF,
 }
 
 
@@ -116,6 +139,17 @@ def _searchLines(event: SearchResults) -> list[str]:
     return lines
 
 
+def _historyLines(event: History) -> list[str]:
+    lines = [messages.HISTORY_START.format(room=event.room, count=len(event.entries))]
+    for entry in event.entries:
+        when = time.strftime(messages.HISTORY_TIME, time.localtime(entry.time))
+        lines.append(
+            messages.HISTORY_LINE.format(time=when, name=entry.sender, text=entry.text)
+        )
+    lines.append(messages.HISTORY_END)
+    return lines
+
+
 def lines(event: Event) -> list[str]:
     """
     The server lines that tell a line-protocol client about C{event}.
@@ -124,12 +158,36 @@ def lines(event: Event) -> list[str]:
     if fixed is not None:
         return [fixed]
     match event:
-        case ChatLine(sender, text) | PrivateLine(sender, text):
+        case ChatLine(_, sender, text) | PrivateLine(sender, text):
             return [messages.CHAT_LINE.format(name=sender, text=text)]
         case UserJoined(name):
             return [messages.JOINED.format(name=name)]
         case UserLeft(name):
             return [messages.LEFT.format(name=name)]
+        case RoomJoined(name, room):
+            return [messages.JOINED_ROOM.format(name=name, room=room)]
+        case RoomLeft(name, room):
+            return [messages.LEFT_ROOM.format(name=name, room=room)]
+        case MissedLines(room, count):
+            return [messages.MISSED.format(room=room, count=count)]
+        case InRoom(room, count):
+            return [messages.NOW_IN_ROOM.format(room=room, count=count)]
+        case LeftRoom(room):
+            return [messages.YOU_LEFT_ROOM.format(room=room)]
+        case RoomRefused(reason, room, limit):
+            return [_ROOM_REFUSALS[reason].format(room=room, limit=limit)]
+        case RoomList(rooms):
+            shown = [
+                messages.ROOM_ENTRY.format(room=room.name, count=room.count)
+                for room in rooms[: messages.LIST_LIMIT]
+            ]
+            return [messages.ROOMS.format(rooms=_listed(shown, len(rooms)))]
+        case RoomMembers(room, names):
+            shown = list(names[: messages.LIST_LIMIT])
+            listed = _listed(shown, len(names))
+            return [messages.USERS_IN_ROOM.format(room=room, names=listed)]
+        case History():
+            return _historyLines(event)
         case PrivateRequest(name):
             return [messages.PM_REQUEST_RECEIVED.format(name=name)]
         case PrivateStarted(name):
@@ -181,14 +239,24 @@ def lines(event: Event) -> list[str]:
 @implementer(IRenderer)
 class LineRenderer:
     """
-    Renders the lines shared by many line-protocol clients, once each.
+    Renders the lines shared by many line-protocol clients, once each: a
+    room's line reads C{X > text} in the client's current room and
+    C{[#room] X > text} in another.  During a private chat a line user hears
+    no room at all, as in the course project.
     """
 
-    def render(self, event: Broadcast) -> bytes:
+    currentMatters = True
+    privateHidesRooms = True
+
+    def render(self, event: Broadcast, current: bool) -> bytes:
         if type(event) is ChatLine:
-            return encodeLine(
-                messages.CHAT_LINE.format(name=event.sender, text=event.text)
-            )
+            if current:
+                text = messages.CHAT_LINE.format(name=event.sender, text=event.text)
+            else:
+                text = messages.ROOM_LINE.format(
+                    room=event.room, name=event.sender, text=event.text
+                )
+            return encodeLine(text)
         return b"".join(encodeLine(line) for line in lines(event))
 
 

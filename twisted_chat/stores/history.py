@@ -1,0 +1,321 @@
+"""
+Room history in an SQLite file, through C{twisted.enterprise.adbapi}, so
+that every query runs in a thread of its own and never on the reactor.
+
+Lines are written in batches (one transaction for all the lines of a short
+interval), in WAL mode: a crash loses at most the batch not yet written and
+never corrupts the file.  The last lines of the rooms asked about recently
+are kept in memory as well, so that the replay at login or on joining a room
+is answered at once, before any later line.
+"""
+
+import os
+import sqlite3
+from collections import OrderedDict, deque
+from typing import Any
+
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..batch import PassBatch
+from ..core.events import HistoryEntry
+from ..core.history import IHistoryStore
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS lines (
+    id INTEGER PRIMARY KEY,
+    room TEXT NOT NULL,
+    time REAL NOT NULL,
+    msgid TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lines_by_room ON lines (room, id);
+CREATE INDEX IF NOT EXISTS lines_by_msgid ON lines (room, msgid);
+"""
+
+# Seconds between writes while lines keep coming (a lone line is written at
+# the end of its reactor pass).
+WRITE_INTERVAL = 0.1
+# Seconds between prunings of the rooms that grew past the retention.
+PRUNE_INTERVAL = 60.0
+# Lines kept in memory per room, and rooms kept so.
+TAIL_LINES = 200
+TAIL_ROOMS = 100
+
+
+class HistoryFileError(Exception):
+    """
+    The history file cannot be used; the message says why and what to do.
+    """
+
+
+def checkFile(path: str) -> None:
+    """
+    Make sure the file at C{path}, if there is one, is a history file that
+    opens cleanly, without changing it.
+
+    @raise HistoryFileError: if it is not.
+    """
+    if not os.path.exists(path):
+        return
+    problem = None
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            checked = connection.execute("PRAGMA quick_check").fetchone()
+            tables = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"
+                )
+            }
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as e:
+        problem = str(e)
+    else:
+        if checked != ("ok",):
+            problem = f"integrity check failed ({checked[0]})"
+        elif tables and ("lines" not in tables or version != SCHEMA_VERSION):
+            problem = "it is not a twisted-chat history file"
+    if problem is not None:
+        raise HistoryFileError(
+            f"cannot use the history file {path}: {problem}. It was left "
+            "untouched; move it away (or give --history another path, or "
+            "--history none) to start."
+        )
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    """
+    Set up a new connection of the pool: WAL mode, and the schema.
+    """
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.executescript(SCHEMA)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    connection.commit()
+
+
+class _Tail:
+    """
+    The last lines of one room in memory; while the first query for it
+    runs, the lines said meanwhile wait to be put after its result.
+    """
+
+    __slots__ = ("entries", "loading", "waiting")
+
+    def __init__(self, pending: list[HistoryEntry]) -> None:
+        self.entries: deque[HistoryEntry] = deque(maxlen=TAIL_LINES)
+        self.loading: list[HistoryEntry] | None = list(pending)
+        self.waiting: list[tuple[int, Deferred[list[HistoryEntry]]]] = []
+
+    def add(self, entry: HistoryEntry) -> None:
+        if self.loading is not None:
+            self.loading.append(entry)
+        else:
+            self.entries.append(entry)
+
+    def loaded(self, entries: list[HistoryEntry]) -> None:
+        assert self.loading is not None
+        self.entries.extend(entries)
+        self.entries.extend(self.loading)
+        self.loading = None
+        waiting, self.waiting = self.waiting, []
+        for count, d in waiting:
+            d.callback(self.last(count))
+
+    def last(self, count: int) -> list[HistoryEntry]:
+        entries = self.entries
+        return list(entries)[-count:] if count < len(entries) else list(entries)
+
+
+@implementer(IHistoryStore)
+class SQLiteHistory:
+    """
+    The history of every room in one SQLite file, C{retention} lines per
+    room (0: no limit).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        pool: adbapi.ConnectionPool,
+        clock: IReactorTime,
+        retention: int = 10000,
+        batchWrites: bool = True,
+    ) -> None:
+        self._pool = pool
+        self._clock = clock
+        self.retention = retention
+        self._batch: PassBatch[tuple[str, HistoryEntry]] = PassBatch(
+            clock if batchWrites else None, self._write, WRITE_INTERVAL
+        )
+        self._pending: list[tuple[str, HistoryEntry]] = []
+        self._writes: list[Deferred[None]] = []
+        self._tails: OrderedDict[str, _Tail] = OrderedDict()
+        self._grown: set[str] = set()
+        self._pruning = LoopingCall(self._prune)
+        self._pruning.clock = clock
+
+    @classmethod
+    def open(
+        cls, path: str, clock: IReactorTime, retention: int = 10000
+    ) -> "SQLiteHistory":
+        """
+        The history in the file at C{path}, created if missing.
+
+        @raise HistoryFileError: if the file is there but unusable.
+        """
+        checkFile(path)
+        pool = adbapi.ConnectionPool(
+            "sqlite3",
+            path,
+            check_same_thread=False,
+            cp_min=1,
+            cp_max=1,
+            cp_openfun=_prepare,
+            cp_reactor=clock,
+        )
+        return cls(pool, clock, retention)
+
+    def start(self) -> None:
+        """
+        Begin pruning the rooms that grow past the retention.
+        """
+        if self.retention and not self._pruning.running:
+            self._pruning.start(PRUNE_INTERVAL, now=False)
+
+    # IHistoryStore
+
+    def add(self, room: str, entry: HistoryEntry) -> None:
+        self._pending.append((room, entry))
+        self._batch.add((room, entry))
+        tail = self._tails.get(room)
+        if tail is not None:
+            tail.add(entry)
+        self._grown.add(room)
+
+    def latest(self, room: str, count: int) -> "Deferred[list[HistoryEntry]]":
+        tail = self._tails.get(room)
+        if tail is not None:
+            self._tails.move_to_end(room)
+            if tail.loading is None and (
+                count <= len(tail.entries) or len(tail.entries) < TAIL_LINES
+            ):
+                return succeed(tail.last(count))
+            if tail.loading is not None and count <= TAIL_LINES:
+                d: Deferred[list[HistoryEntry]] = Deferred()
+                tail.waiting.append((count, d))
+                return d
+        if count > TAIL_LINES:
+            return self._query(room, count)
+        pending = [entry for name, entry in self._pending if name == room]
+        tail = self._tails[room] = _Tail(pending)
+        while len(self._tails) > TAIL_ROOMS:
+            self._tails.popitem(last=False)
+        d = Deferred()
+        tail.waiting.append((count, d))
+        self._query(room, TAIL_LINES, unwritten=False).addCallback(tail.loaded)
+        return d
+
+    def _query(
+        self, room: str, count: int, unwritten: bool = True
+    ) -> "Deferred[list[HistoryEntry]]":
+        """
+        The last C{count} lines of C{room} from the file, oldest first, with
+        the lines not yet written after them if C{unwritten}.
+        """
+        pending = [entry for name, entry in self._pending if name == room]
+
+        def read(transaction: Any) -> list[HistoryEntry]:
+            transaction.execute(
+                "SELECT time, sender, text, msgid FROM lines WHERE room = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (room, count),
+            )
+            return [HistoryEntry(*row) for row in reversed(transaction.fetchall())]
+
+        def merged(entries: list[HistoryEntry]) -> list[HistoryEntry]:
+            return (entries + pending)[-count:] if unwritten else entries
+
+        d: Deferred[list[HistoryEntry]] = self._pool.runInteraction(read)
+        return d.addCallback(merged)
+
+    def flush(self) -> "Deferred[None]":
+        """
+        Write what is pending now; fire once it is on disk.
+        """
+        self._batch.flush()
+        return self._drained()
+
+    def _drained(self) -> "Deferred[None]":
+        if not self._writes:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._writes[-1].addBoth(lambda _: d.callback(None))
+        return d
+
+    def close(self) -> "Deferred[None]":
+        if self._pruning.running:
+            self._pruning.stop()
+        d = self.flush()
+        d.addCallback(lambda _: self._pool.close())
+        return d
+
+    # Writing
+
+    def _write(self, batch: list[tuple[str, HistoryEntry]]) -> None:
+        rows = [
+            (room, entry.time, entry.msgid, entry.sender, entry.text)
+            for room, entry in batch
+        ]
+        del self._pending[: len(batch)]
+
+        def insert(transaction: Any) -> None:
+            transaction.executemany(
+                "INSERT INTO lines (room, time, msgid, sender, text)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        d: Deferred[None] = self._pool.runInteraction(insert)
+        self._writes.append(d)
+
+        def written(result: object) -> None:
+            self._writes.remove(d)
+
+        d.addErrback(
+            lambda failure: self.log.failure(
+                "Could not write {count} history lines", failure, count=len(rows)
+            )
+        )
+        d.addBoth(written)
+
+    def _prune(self) -> "Deferred[None]":
+        """
+        Keep C{retention} lines in each room that grew since the last time.
+        """
+        rooms, self._grown = sorted(self._grown), set()
+        retention = self.retention
+
+        def prune(transaction: Any) -> None:
+            for room in rooms:
+                transaction.execute(
+                    "DELETE FROM lines WHERE room = ? AND id <= (SELECT id FROM"
+                    " lines WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (room, room, retention),
+                )
+
+        d: Deferred[None] = self._pool.runInteraction(prune)
+        return d.addErrback(
+            lambda failure: self.log.failure("Could not prune the history", failure)
+        )
