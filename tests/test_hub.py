@@ -31,6 +31,7 @@ class FakeClient:
     """
 
     renderer = LINE_RENDERER
+    echoes = False
 
     def __init__(self) -> None:
         self.lines: list[str] = []

@@ -60,6 +60,7 @@ class PickleRenderer:
     which event it was handed.
     """
 
+    kind = "line"
     currentMatters = True
     privateHidesRooms = True
 
@@ -82,6 +83,7 @@ class FakeClient:
     """
 
     renderer = RENDERER
+    echoes = False
 
     def __init__(self) -> None:
         self.events: list[Event] = []

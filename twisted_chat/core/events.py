@@ -15,6 +15,11 @@ from typing import Any
 # Notifications: what another user's action (or time) did to this session.
 
 
+# Events about a user carry C{origin}, the kind of front-end the user came
+# in through (C{line}, C{irc}, C{web}), which some front-ends show (IRC's
+# hostmasks).
+
+
 @dataclass(frozen=True, slots=True)
 class ChatLine:
     """
@@ -27,6 +32,7 @@ class ChatLine:
     text: str
     time: float = 0.0
     msgid: str = ""
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,15 +43,17 @@ class PrivateLine:
 
     sender: str
     text: str
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
 class UserJoined:
     """
-    C{name} came online.
+    C{name} came online (into C{#general}).
     """
 
     name: str
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,7 @@ class UserLeft:
     """
 
     name: str
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,7 @@ class RoomJoined:
 
     name: str
     room: str
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,7 @@ class RoomLeft:
 
     name: str
     room: str
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +272,27 @@ class UserStatus:
 
     name: str
     partner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """
+    What others may know of the online user C{name}: the private-chat
+    partner and the rooms.
+    """
+
+    name: str
+    partner: str | None
+    rooms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NoSuchUser:
+    """
+    No user C{name} is online.
+    """
+
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,6 +570,8 @@ Result = (
     | LeftPrivate
     | NotInPrivate
     | OnlineUsers
+    | UserInfo
+    | NoSuchUser
     | SearchResults
     | PasswordChanged
     | HeartbeatGrant

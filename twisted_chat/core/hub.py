@@ -33,6 +33,7 @@ from .events import (
     UserLeft,
     UserStatus,
 )
+from .history import HistoryQuery
 from .text import GENERAL, foldName
 
 REQUEST_TIMEOUT = 60.0
@@ -58,6 +59,10 @@ class IRenderer(Interface):
     recipients.
     """
 
+    kind = Attribute(
+        "The front-end kind (C{line}, C{irc}, C{web}): the origin of the events"
+        " of users who came in through it."
+    )
     currentMatters = Attribute(
         "Whether a room's line reads otherwise in the client's current room."
     )
@@ -79,6 +84,9 @@ class IChatClient(Interface):
     """
 
     renderer = Attribute("The L{IRenderer} of this client's front-end kind.")
+    echoes = Attribute(
+        "Whether the client gets its own room lines back (IRC's echo-message)."
+    )
 
     def deliver(data: bytes) -> None:
         """
@@ -132,6 +140,14 @@ class Session:
 
     def __post_init__(self) -> None:
         self.key = foldName(self.name)
+
+    @property
+    def origin(self) -> str:
+        """
+        The kind of front-end this session came in through.
+        """
+        kind: str = self.client.renderer.kind
+        return kind
 
 
 @dataclass(frozen=True)
@@ -252,6 +268,12 @@ class IHub(Interface):
         The rooms that have members, sorted by folded name.
         """
 
+    def roomsOf(name: str) -> "Deferred[list[str]]":
+        """
+        The names of the rooms the online user C{name} is in, sorted by
+        folded name (none if offline).
+        """
+
     def roomMembers(room: str) -> "Deferred[tuple[str, list[str]] | None]":
         """
         The name of the room C{room} (a folded name) and its members, sorted
@@ -262,6 +284,14 @@ class IHub(Interface):
         """
         The last C{count} lines of the room C{room} (a folded name), oldest
         first; L{None} if this chat keeps no history.
+        """
+
+    def queryHistory(
+        room: str, query: HistoryQuery
+    ) -> "Deferred[list[HistoryEntry]] | None":
+        """
+        The lines of the room C{room} that C{query} asks for, oldest first;
+        L{None} if this chat keeps no history.
         """
 
     def lookup(name: str) -> "Deferred[UserStatus | None]":

@@ -30,7 +30,7 @@ from .events import (
     UserLeft,
     UserStatus,
 )
-from .history import IHistoryStore
+from .history import HistoryQuery, IHistoryStore
 from .hub import (
     GENERAL_KEY,
     REQUEST_TIMEOUT,
@@ -108,8 +108,7 @@ class LocalHub:
         front-end hides rooms meanwhile.
         """
         return (
-            session.key in self._partners
-            and session.client.renderer.privateHidesRooms
+            session.key in self._partners and session.client.renderer.privateHidesRooms
         )
 
     # Sessions
@@ -132,7 +131,7 @@ class LocalHub:
             old.client.supersede()
             return succeed(True)
         general = self._rooms.general
-        general.audience.announce(UserJoined(session.name))
+        general.audience.announce(UserJoined(session.name, session.origin))
         self._rooms.enter(session, general.name, hidden=False)
         session.current = GENERAL_KEY
         return succeed(False)
@@ -153,7 +152,7 @@ class LocalHub:
         del self._sessions[session.key]
         rooms = self._rooms.exitAll(session)
         if rooms:
-            self._rooms.announceOnce(rooms, UserLeft(session.name))
+            self._rooms.announceOnce(rooms, UserLeft(session.name, session.origin))
         return succeed(Departure(partner.name if partner else None))
 
     # Lines
@@ -163,9 +162,10 @@ class LocalHub:
         if target is None or session.key not in target.members:
             return None
         now, msgid = self._ids.next()
-        line = ChatLine(target.name, session.name, text, now, msgid)
+        line = ChatLine(target.name, session.name, text, now, msgid, session.origin)
         target.lines += 1
-        target.audience.send(line, session.client)
+        client = session.client
+        target.audience.send(line, None if client.echoes else client)
         if self._history is not None:
             self._history.add(room, HistoryEntry(now, session.name, text, msgid))
         return target.name
@@ -174,7 +174,7 @@ class LocalHub:
         partnerKey = self._partners.get(session.key)
         if partnerKey is None:
             return False
-        self._notify(partnerKey, PrivateLine(session.name, text))
+        self._notify(partnerKey, PrivateLine(session.name, text, session.origin))
         return True
 
     def recentLines(
@@ -183,6 +183,13 @@ class LocalHub:
         if self._history is None:
             return None
         return self._history.latest(room, count)
+
+    def queryHistory(
+        self, room: str, query: HistoryQuery
+    ) -> "Deferred[list[HistoryEntry]] | None":
+        if self._history is None:
+            return None
+        return self._history.query(room, query)
 
     # Rooms
 
@@ -197,7 +204,7 @@ class LocalHub:
         if room is None and self.maxRooms and len(self._rooms.rooms) >= self.maxRooms:
             return succeed(Joined(Join.TOO_MANY_ROOMS, name))
         if room is not None:
-            room.audience.announce(RoomJoined(session.name, room.name))
+            room.audience.announce(RoomJoined(session.name, room.name, session.origin))
         hidden = self._hidden(session)
         room = self._rooms.enter(session, room.name if room else name, hidden)
         self._rooms.setCurrent(session, key)
@@ -210,7 +217,7 @@ class LocalHub:
             return succeed(None)
         left = self._rooms.exit(session, room)
         assert left is not None
-        left.audience.announce(RoomLeft(session.name, left.name))
+        left.audience.announce(RoomLeft(session.name, left.name, session.origin))
         if session.current != room:
             return succeed(Left(left.name))
         general = self._rooms.general
@@ -233,6 +240,12 @@ class LocalHub:
                 if rooms[key].members
             ]
         )
+
+    def roomsOf(self, name: str) -> "Deferred[list[str]]":
+        session = self._sessions.get(foldName(name))
+        if session is None:
+            return succeed([])
+        return succeed([session.rooms[key] for key in sorted(session.rooms)])
 
     def roomMembers(self, room: str) -> "Deferred[tuple[str, list[str]] | None]":
         found = self._rooms.get(room)

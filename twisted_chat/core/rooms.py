@@ -263,12 +263,12 @@ class MessageIds:
 
     def next(self) -> tuple[float, str]:
         """
-        The time now and a new id.
+        A new id and the time it stands for (in step with the ids, even if
+        the clock steps back).
         """
-        now = self._clock.seconds()
-        ms = int(now * 1000)
+        ms = int(self._clock.seconds() * 1000)
         if ms > self._ms:
             self._ms, self._sequence = ms, 0
         else:
             self._sequence += 1
-        return now, f"{self._ms}-{self._sequence}"
+        return self._ms / 1000, f"{self._ms}-{self._sequence}"

@@ -15,6 +15,7 @@ from .accounts import IAccountStore
 from .events import HeartbeatGrant, UserStatus
 from .hub import HubUnavailableError, IHub
 from .limits import LoginBackoff, RateLimiter
+from .metrics import ChatMetrics
 
 ONLINE_LOG_INTERVAL = 1.0
 
@@ -72,6 +73,7 @@ class ChatServices:
         self._registrations = RateLimiter(
             config.maxRegistrationsPerIp, config.registrationPeriod
         )
+        self.metrics = ChatMetrics()
         self._onlineLogCall: IDelayedCall | None = None
         self._lastOnlineLog = float("-inf")
 

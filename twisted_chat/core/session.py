@@ -32,6 +32,7 @@ from .events import (
     LoggedIn,
     LoginRefused,
     NoRequest,
+    NoSuchUser,
     NotInPrivate,
     OnlineUsers,
     PasswordChanged,
@@ -47,8 +48,10 @@ from .events import (
     RoomRefused,
     SearchResults,
     UnknownCommand,
+    UserInfo,
     UserStatus,
 )
+from .history import HistoryQuery
 from .hub import (
     GENERAL_KEY,
     Departure,
@@ -148,7 +151,9 @@ class SessionCore:
         outcome, name = result
         if outcome is AuthResult.REGISTERED:
             services.audit.registered(name)
+            services.metrics.registrations += 1
         if outcome is AuthResult.REJECTED:
+            services.metrics.failedLogins += 1
             services.loginBackoff.failed(backoffKey)
         else:
             services.loginBackoff.succeeded(backoffKey)
@@ -170,6 +175,7 @@ class SessionCore:
     def _attached(self, takeover: bool, session: Session) -> "Deferred[None] | None":
         services = self.services
         self.session = session
+        services.metrics.logins += 1
         services.audit.loggedIn(session.name, self.peer.host, self.peer.port)
         services.onlineChanged()
         if self._ended:
@@ -283,10 +289,19 @@ class SessionCore:
         """
         session = self.session
         assert session is not None
-        hub = self.services.hub
-        if hub.sayToPartner(session, text):
-            return
-        self.sayInRoom(session.current, text)
+        if not self.sayToPartner(text):
+            self.sayInRoom(session.current, text)
+
+    def sayToPartner(self, text: str) -> bool:
+        """
+        Say C{text} to the private-chat partner; return whether there is one.
+        """
+        session = self.session
+        assert session is not None
+        if not self.services.hub.sayToPartner(session, text):
+            return False
+        self.services.metrics.linesRelayed += 1
+        return True
 
     def sayInRoom(self, room: str, text: str) -> None:
         """
@@ -299,6 +314,7 @@ class SessionCore:
         if name is None:
             self._show(RoomRefused(RoomRefusal.NOT_A_MEMBER, room))
         else:
+            self.services.metrics.linesRelayed += 1
             self.services.audit.message(session.name, text, name)
 
     def answer(self, accept: bool, text: str | None = None) -> "Deferred[None]":
@@ -317,6 +333,7 @@ class SessionCore:
                 else:
                     self.say(text)
             elif accept:
+                self.services.metrics.privateChats += 1
                 self.services.audit.privateChatStarted(requester, session.name)
                 self._show(PrivateStarted(requester))
             else:
@@ -401,10 +418,10 @@ class SessionCore:
             self._show(RoomRefused(RoomRefusal.INVALID_NAME, raw))
         return room
 
-    def joinRoom(self, name: str) -> "Deferred[None] | None":
+    def joinRoom(self, name: str, replay: bool = True) -> "Deferred[None] | None":
         """
         Join the room C{name} (creating it) and make it current; show its
-        recent history if newly joined.
+        recent history if newly joined and C{replay}.
         """
         session = self.session
         assert session is not None
@@ -426,6 +443,8 @@ class SessionCore:
             if result.outcome is Join.ALREADY_IN:
                 return None
             self.services.audit.joinedRoom(session.name, result.room)
+            if not replay:
+                return None
             return self._replay(foldName(result.room), result.room)
 
         return self.services.hub.joinRoom(session, room).addCallback(joined)
@@ -487,6 +506,50 @@ class SessionCore:
                 self._show(RoomMembers(members[0], tuple(members[1])))
 
         return self.services.hub.roomMembers(foldName(room)).addCallback(listed)
+
+    def chatHistory(self, name: str, query: HistoryQuery) -> "Deferred[None] | None":
+        """
+        Show the lines of the room C{name} (one this user is in) that
+        C{query} asks for.
+        """
+        session = self.session
+        assert session is not None
+        room = self._roomName(name)
+        if room is None:
+            return None
+        key = foldName(room)
+        if key not in session.rooms:
+            self._show(RoomRefused(RoomRefusal.NOT_A_MEMBER, room))
+            return None
+        lines = self.services.hub.queryHistory(key, query)
+        if lines is None:
+            self._show(HistoryOff())
+            return None
+        shown = session.rooms[key]
+
+        def found(entries: list[HistoryEntry]) -> None:
+            self._show(History(shown, tuple(entries)))
+
+        return lines.addCallback(found)
+
+    def whois(self, name: str) -> "Deferred[None]":
+        """
+        Tell what others may know of the user C{name}.
+        """
+        hub = self.services.hub
+
+        def found(status: UserStatus | None) -> "Deferred[None] | None":
+            if status is None:
+                self._show(NoSuchUser(name))
+                return None
+
+            def listed(rooms: list[str]) -> None:
+                assert status is not None
+                self._show(UserInfo(status.name, status.partner, tuple(rooms)))
+
+            return hub.roomsOf(status.name).addCallback(listed)
+
+        return hub.lookup(name).addCallback(found)
 
     def history(self, count: str | None = None) -> "Deferred[None] | None":
         """

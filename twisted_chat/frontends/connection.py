@@ -189,6 +189,8 @@ class StreamConnection(Protocol):
     connections: Connections
     core: SessionCore
     transport: StreamTransport  # type: ignore[assignment]
+    # Whether the client gets its own room lines back.
+    echoes = False
     # Set to what the session core tells, by subclasses.
     renderer: ClassVar[Any]
 
@@ -455,6 +457,7 @@ class StreamConnection(Protocol):
             name=self.core.name or "-",
         )
         self._sendqPaused = False
+        self.connections.services.metrics.sendqDrops += 1
         self.transport.abortConnection()
 
     # Input

@@ -11,8 +11,8 @@ Redis Stream (C{tc:history:<room>}, trimmed to about C{--history-lines}).
 
 Lines travel by pub/sub.  A room's line, and who joins or leaves it, is
 published once on the room's channel (C{tc:room:<room>}) as LF-separated
-fields (the kind, the user's key, the name, then for a line its id and
-text); a node subscribes to a room's channel while one of its own users is
+fields (the kind, the user's key, origin and name, then for a line its id
+and text); a node subscribes to a room's channel while one of its own users is
 in the room, so its work grows with its own users' rooms.  A departure from
 the chat goes once to every node (C{tc:quit}), which tells the local members
 of the departed user's rooms, each once.  A notification for one user
@@ -49,6 +49,7 @@ from ..core.events import (
     decode,
     encode,
 )
+from ..core.history import Around, HistoryQuery, Reference
 from ..core.hub import (
     GENERAL_KEY,
     REQUEST_TIMEOUT,
@@ -136,7 +137,8 @@ local function leave(k, sid)
   for _, room in ipairs(rooms) do exitRoom(k, room) end
   redis.call('HDEL', 'tc:online', k)
   redis.call('SREM', 'tc:node:' .. r.n, k)
-  local quit = k .. '\\n' .. r.name .. '\\n' .. table.concat(rooms, ' ')
+  local quit = k .. '\\n' .. (r.o or 'line') .. '\\n' .. r.name .. '\\n'
+    .. table.concat(rooms, ' ')
   redis.call('PUBLISH', 'tc:quit', quit)
   return {r.name, partnerName}
 end
@@ -149,8 +151,8 @@ local function reap(node)
 end
 """
 
-# ARGV: key, node, sid, name.  Returns {takeover, old node, old sid, partner
-# key, the user's rooms (room, display, ...), current room}.
+# ARGV: key, node, sid, name, origin.  Returns {takeover, old node, old sid,
+# partner key, the user's rooms (room, display, ...), current room}.
 _ATTACH = (
     _PRELUDE
     + """
@@ -158,7 +160,7 @@ local k, node, sid = ARGV[1], ARGV[2], ARGV[3]
 local old = redis.call('HGET', 'tc:online', k)
 local current = '#general'
 if old then current = cjson.decode(old).c or '#general' end
-local rec = {n = node, s = sid, name = ARGV[4], c = current}
+local rec = {n = node, s = sid, name = ARGV[4], c = current, o = ARGV[5]}
 redis.call('HSET', 'tc:online', k, cjson.encode(rec))
 redis.call('SADD', 'tc:node:' .. node, k)
 local partner = redis.call('HGET', 'tc:partner', k) or ''
@@ -170,7 +172,8 @@ if old then
   end
   return {1, o.n, o.s, partner, redis.call('HGETALL', 'tc:in:' .. k), current}
 end
-redis.call('PUBLISH', 'tc:room:#general', 'J\\n' .. k .. '\\n' .. ARGV[4])
+local joined = 'J\\n' .. k .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[4]
+redis.call('PUBLISH', 'tc:room:#general', joined)
 enterRoom(k, ARGV[4], '#general', '#general')
 return {0, '', '', partner, {'#general', '#general'}, current}
 """
@@ -181,32 +184,56 @@ return {0, '', '', partner, {'#general', '#general'}, current}
 _DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2])"
 
 # ARGV: room, key, name, text, history ('' for none, '0' for no limit, else
-# about how many lines to keep).  Keeps the line in the room's stream, whose
-# id is the line's, and publishes it.
+# about how many lines to keep), origin.  Keeps the line in the room's
+# stream, whose id is the line's, and publishes it.
 _SAY = """
 local id
 local stream = 'tc:history:' .. ARGV[1]
 if ARGV[5] == '0' then
-  id = redis.call('XADD', stream, '*', 'n', ARGV[3], 'x', ARGV[4])
+  id = redis.call('XADD', stream, '*', 'n', ARGV[3], 'x', ARGV[4], 'o', ARGV[6])
 elseif ARGV[5] ~= '' then
   id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[5], '*',
-                  'n', ARGV[3], 'x', ARGV[4])
+                  'n', ARGV[3], 'x', ARGV[4], 'o', ARGV[6])
 else
   local t = redis.call('TIME')
   id = t[1] .. string.format('%03d', math.floor(t[2] / 1000)) .. '-0'
 end
-local line = 's\\n' .. ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. id .. '\\n' .. ARGV[4]
+local line = 's\\n' .. ARGV[2] .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[3] .. '\\n'
+  .. id .. '\\n' .. ARGV[4]
 redis.call('PUBLISH', 'tc:room:' .. ARGV[1], line)
 return id
 """
 
-# ARGV: room, count.  The room's last lines, newest first.
+# ARGV: room, XRANGE or XREVRANGE, the two ends (in that command's order),
+# count.  The room's lines in that range.
 _HISTORY = """
-return redis.call('XREVRANGE', 'tc:history:' .. ARGV[1], '+', '-', 'COUNT', ARGV[2])
+return redis.call(ARGV[2], 'tc:history:' .. ARGV[1], ARGV[3], ARGV[4], 'COUNT', ARGV[5])
 """
 
-# ARGV: key, room, room's name as typed, user's name, rooms per user, rooms.
-# Returns {outcome, room's name, member count}.
+# The largest sequence number of a stream id.
+_LAST_SEQUENCE = 2**64 - 1
+
+
+def _after(reference: Reference, inclusive: bool = False) -> str:
+    """
+    The stream id bound for the lines after C{reference}.
+    """
+    if reference.msgid is not None:
+        return reference.msgid if inclusive else "(" + reference.msgid
+    if inclusive:
+        return f"{reference.ms}-0"
+    return f"({reference.ms}-{_LAST_SEQUENCE}"
+
+
+def _before(reference: Reference) -> str:
+    """
+    The stream id bound for the lines before C{reference}.
+    """
+    return "(" + (reference.msgid or f"{reference.ms}-0")
+
+
+# ARGV: key, room, room's name as typed, user's name, rooms per user, rooms,
+# origin.  Returns {outcome, room's name, member count}.
 _JOIN = (
     _PRELUDE
     + """
@@ -224,15 +251,16 @@ local existing = redis.call('HGET', 'tc:rooms', room)
 if not existing and total > 0 and redis.call('HLEN', 'tc:rooms') >= total then
   return {'TOO_MANY_ROOMS', ARGV[3], 0}
 end
-redis.call('PUBLISH', 'tc:room:' .. room, 'j\\n' .. k .. '\\n' .. ARGV[4])
+local joined = 'j\\n' .. k .. '\\n' .. ARGV[7] .. '\\n' .. ARGV[4]
+redis.call('PUBLISH', 'tc:room:' .. room, joined)
 local display = enterRoom(k, ARGV[4], room, ARGV[3])
 setCurrent(k, room)
 return {'JOINED', display, redis.call('HLEN', 'tc:room:' .. room)}
 """
 )
 
-# ARGV: key, room, user's name, the current room after ('' if unchanged).
-# Returns {room's name, #general's member count} or false.
+# ARGV: key, room, user's name, the current room after ('' if unchanged),
+# origin.  Returns {room's name, #general's member count} or false.
 _LEAVE_ROOM = (
     _PRELUDE
     + """
@@ -240,7 +268,8 @@ local k, room = ARGV[1], ARGV[2]
 local have = redis.call('HGET', 'tc:in:' .. k, room)
 if not have then return false end
 exitRoom(k, room)
-redis.call('PUBLISH', 'tc:room:' .. room, 'l\\n' .. k .. '\\n' .. ARGV[3])
+local left = 'l\\n' .. k .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[3]
+redis.call('PUBLISH', 'tc:room:' .. room, left)
 if ARGV[4] ~= '' then setCurrent(k, ARGV[4]) end
 return {have, redis.call('HLEN', 'tc:room:#general')}
 """
@@ -378,7 +407,8 @@ return 0
 """
 )
 
-# ARGV: node, sessions (JSON {key: [sid, name, {room: name}, current]}).
+# ARGV: node, sessions (JSON {key: [sid, name, {room: name}, current,
+# origin]}).
 # After Redis came back: drop the users who left meanwhile, put the others
 # back online and in their rooms, and return {key, partner key} pairs and
 # superseded keys.
@@ -397,7 +427,7 @@ for k, v in pairs(current) do
   if r and (r.n ~= node or r.s ~= v[1]) then
     table.insert(superseded, k)
   else
-    local online = {n = node, s = v[1], name = v[2], c = v[4]}
+    local online = {n = node, s = v[1], name = v[2], c = v[4], o = v[5]}
     redis.call('HSET', 'tc:online', k, cjson.encode(online))
     redis.call('SADD', 'tc:node:' .. node, k)
     for room, display in pairs(v[3]) do enterRoom(k, v[2], room, display) end
@@ -424,9 +454,14 @@ def _entry(record: list[Any]) -> HistoryEntry:
     """
     msgid, fields = record
     values = _pairs(fields)
-    return HistoryEntry(
-        int(msgid.split("-")[0]) / 1000, values["n"], values["x"], msgid
-    )
+    return HistoryEntry(_time(msgid), values["n"], values["x"], msgid)
+
+
+def _time(msgid: str) -> float:
+    """
+    The time a line was said, from its id (a stream id: milliseconds first).
+    """
+    return int(msgid.split("-", 1)[0]) / 1000
 
 
 @implementer(IHub)
@@ -516,7 +551,13 @@ class RedisHub:
             self._reapAfter = self._clock.seconds() + grace
         self._connectedBefore = True
         current = {
-            key: [self._sids[key], session.name, session.rooms, session.current]
+            key: [
+                self._sids[key],
+                session.name,
+                session.rooms,
+                session.current,
+                session.origin,
+            ]
             for key, session in self._sessions.items()
         }
         d = self.redis.script(
@@ -542,8 +583,7 @@ class RedisHub:
 
     def _hidden(self, session: Session) -> bool:
         return (
-            session.key in self._partners
-            and session.client.renderer.privateHidesRooms
+            session.key in self._partners and session.client.renderer.privateHidesRooms
         )
 
     def _syncSubscriptions(self) -> None:
@@ -566,30 +606,32 @@ class RedisHub:
                 getattr(self, "_op_" + operation[0])(*operation[1:])
             return
         if channel == QUIT_CHANNEL:
-            _, name, keys = message.split("\n", 2)
+            _, origin, name, keys = message.split("\n", 3)
             rooms = [room for key in keys.split() if (room := self._rooms.get(key))]
             if rooms:
-                self._rooms.announceOnce(rooms, UserLeft(name))
+                self._rooms.announceOnce(rooms, UserLeft(name, origin))
             return
         room = self._rooms.get(channel[len("tc:room:") :])
         if room is None:
             return
-        kind, key, rest = message.split("\n", 2)
-        # The user the message is about gets no copy of it.
+        kind, key, origin, rest = message.split("\n", 3)
         own = self._sessions.get(key)
-        exclude = own.client if own is not None else None
         if kind == "s":
             name, msgid, text = rest.split("\n", 2)
             room.lines += 1
-            time = int(msgid.split("-", 1)[0]) / 1000
-            line = ChatLine(room.name, name, text, time, msgid)
+            line = ChatLine(room.name, name, text, _time(msgid), msgid, origin)
+            # The sender gets no copy of its line, unless it asked for one.
+            exclude = None if own is None or own.client.echoes else own.client
             room.audience.send(line, exclude)
-        elif kind == "J":
-            room.audience.announce(UserJoined(rest), exclude)
+            return
+        # The user the message is about gets no copy of it.
+        exclude = own.client if own is not None else None
+        if kind == "J":
+            room.audience.announce(UserJoined(rest, origin), exclude)
         elif kind == "j":
-            room.audience.announce(RoomJoined(rest, room.name), exclude)
+            room.audience.announce(RoomJoined(rest, room.name, origin), exclude)
         elif kind == "l":
-            room.audience.announce(RoomLeft(rest, room.name), exclude)
+            room.audience.announce(RoomLeft(rest, room.name, origin), exclude)
 
     def _op_ev(self, key: str, encoded: list[Any]) -> None:
         session = self._sessions.get(key)
@@ -666,7 +708,9 @@ class RedisHub:
             self._syncSubscriptions()
             return bool(takeover)
 
-        d = self.redis.script(_ATTACH, session.key, self.node, sid, session.name)
+        d = self.redis.script(
+            _ATTACH, session.key, self.node, sid, session.name, session.origin
+        )
         return d.addCallback(attached)
 
     def detach(self, session: Session) -> "Deferred[Departure | None]":
@@ -684,7 +728,7 @@ class RedisHub:
             # Redis is away: the session is gone from this node, and the
             # resync when Redis is back takes it offline there too.
             failure.trap(HubUnavailableError)
-            self._rooms.announceOnce(rooms, UserLeft(session.name))
+            self._rooms.announceOnce(rooms, UserLeft(session.name, session.origin))
             return Departure(None)
 
         d = self.redis.script(_DETACH, session.key, sid)
@@ -700,11 +744,18 @@ class RedisHub:
             # Redis is away: the users of this node still hear each other.
             now, msgid = self._ids.next()
             target.lines += 1
-            line = ChatLine(target.name, session.name, text, now, msgid)
-            target.audience.send(line, session.client)
+            line = ChatLine(target.name, session.name, text, now, msgid, session.origin)
+            client = session.client
+            target.audience.send(line, None if client.echoes else client)
             return target.name
         d = self.redis.script(
-            _SAY, room, session.key, session.name, text, self._history
+            _SAY,
+            room,
+            session.key,
+            session.name,
+            text,
+            self._history,
+            session.origin,
         )
         d.addErrback(session.client.failed)
         return target.name
@@ -713,7 +764,7 @@ class RedisHub:
         partner = self._partners.get(session.key)
         if partner is None:
             return False
-        line = json.dumps(encode(PrivateLine(session.name, text)))
+        line = json.dumps(encode(PrivateLine(session.name, text, session.origin)))
         d = self.redis.script(_NOTIFY, partner, line)
         d.addErrback(session.client.failed)
         return True
@@ -721,13 +772,52 @@ class RedisHub:
     def recentLines(
         self, room: str, count: int
     ) -> "Deferred[list[HistoryEntry]] | None":
+        return self.queryHistory(room, HistoryQuery(Around.LATEST, count))
+
+    def queryHistory(
+        self, room: str, query: HistoryQuery
+    ) -> "Deferred[list[HistoryEntry]] | None":
         if not self._history:
             return None
+        first, second, limit = query.first, query.second, query.limit
+        if query.around is Around.LATEST:
+            return self._range(room, True, "+", _after(first) if first else "-", limit)
+        assert first is not None
+        if query.around is Around.BEFORE:
+            return self._range(room, True, _before(first), "-", limit)
+        if query.around is Around.AFTER:
+            return self._range(room, False, _after(first), "+", limit)
+        if query.around is Around.AROUND:
+            earlier = self._range(room, True, _before(first), "-", limit // 2)
+
+            def later(entries: list[HistoryEntry]) -> "Deferred[list[HistoryEntry]]":
+                since = _after(first, inclusive=True)
+                rest = self._range(room, False, since, "+", limit - len(entries))
+                return rest.addCallback(lambda more: entries + more)
+
+            return earlier.addCallback(later)
+        assert second is not None
+        if first.ms <= second.ms:
+            return self._range(room, False, _after(first), _before(second), limit)
+        return self._range(room, True, _before(first), _after(second), limit)
+
+    def _range(
+        self, room: str, newest: bool, start: str, end: str, count: int
+    ) -> "Deferred[list[HistoryEntry]]":
+        """
+        Up to C{count} lines of C{room}'s stream from C{start} to C{end}
+        (backwards from the newest if C{newest}), oldest first.
+        """
+        if count <= 0:
+            return succeed([])
 
         def parsed(records: list[Any]) -> list[HistoryEntry]:
-            return [_entry(record) for record in reversed(records)]
+            entries = [_entry(record) for record in records]
+            return entries[::-1] if newest else entries
 
-        return self.redis.script(_HISTORY, room, count).addCallback(parsed)
+        command = "XREVRANGE" if newest else "XRANGE"
+        d = self.redis.script(_HISTORY, room, command, start, end, count)
+        return d.addCallback(parsed)
 
     # Rooms
 
@@ -756,6 +846,7 @@ class RedisHub:
             session.name,
             self.maxRoomsPerUser,
             self.maxRooms,
+            session.origin,
         )
         return d.addCallback(joined)
 
@@ -788,6 +879,7 @@ class RedisHub:
             room,
             session.name,
             GENERAL_KEY if fallback else "",
+            session.origin,
         )
         return d.addCallback(left)
 
@@ -800,6 +892,13 @@ class RedisHub:
             return [found[key] for key in sorted(found)]
 
         return self.redis.script(_ROOMS).addCallback(listed)
+
+    def roomsOf(self, name: str) -> "Deferred[list[str]]":
+        def listed(rooms: dict[str, str]) -> list[str]:
+            return [rooms[key] for key in sorted(rooms)]
+
+        d = self.redis.call("hgetall", f"tc:in:{foldName(name)}")
+        return d.addCallback(listed)
 
     def roomMembers(self, room: str) -> "Deferred[tuple[str, list[str]] | None]":
         def listed(reply: Any) -> tuple[str, list[str]] | None:
@@ -858,9 +957,7 @@ class RedisHub:
         return d.addCallback(requested)
 
     def _expire(self, key: str, requestId: str) -> None:
-        self.redis.script(_EXPIRE, key, requestId).addErrback(
-            self._ignoreUnavailable
-        )
+        self.redis.script(_EXPIRE, key, requestId).addErrback(self._ignoreUnavailable)
 
     def answerPrivateChat(
         self, session: Session, accept: bool

@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from ..batch import PassBatch
 from ..core.events import HistoryEntry
-from ..core.history import IHistoryStore
+from ..core.history import Around, HistoryQuery, IHistoryStore, Reference
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -102,6 +102,83 @@ def _prepare(connection: sqlite3.Connection) -> None:
     connection.executescript(SCHEMA)
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     connection.commit()
+
+
+_COLUMNS = "SELECT time, sender, text, msgid FROM lines WHERE room = ?"
+
+
+def _bound(
+    transaction: Any, room: str, reference: Reference, after: bool, inclusive: bool
+) -> tuple[str, list[Any]] | None:
+    """
+    The SQL condition for lines after (or before) C{reference}, or L{None}
+    if it names a line that is not there.
+    """
+    operator = (">" if after else "<") + ("=" if inclusive else "")
+    if reference.msgid is None:
+        return f" AND time {operator} ?", [reference.time]
+    transaction.execute(
+        "SELECT id FROM lines WHERE room = ? AND msgid = ?", (room, reference.msgid)
+    )
+    row = transaction.fetchone()
+    if row is None:
+        return None
+    return f" AND id {operator} ?", [row[0]]
+
+
+def _lines(
+    transaction: Any,
+    room: str,
+    bounds: list[tuple[str, list[Any]] | None],
+    newest: bool,
+    limit: int,
+) -> list[HistoryEntry]:
+    """
+    Up to C{limit} lines of C{room} within C{bounds}, the newest or the
+    oldest of them, oldest first.
+    """
+    if any(bound is None for bound in bounds):
+        return []
+    sql, parameters = _COLUMNS, [room]
+    for condition, values in filter(None, bounds):
+        sql += condition
+        parameters += values
+    sql += f" ORDER BY id {'DESC' if newest else 'ASC'} LIMIT ?"
+    transaction.execute(sql, [*parameters, limit])
+    rows = transaction.fetchall()
+    entries = [HistoryEntry(*row) for row in rows]
+    return entries[::-1] if newest else entries
+
+
+def _select(transaction: Any, room: str, query: HistoryQuery) -> list[HistoryEntry]:
+    """
+    The lines of C{room} that C{query} asks for, oldest first.
+    """
+    first, second, limit = query.first, query.second, query.limit
+    if query.around is Around.LATEST:
+        bounds = (
+            [] if first is None else [_bound(transaction, room, first, True, False)]
+        )
+        return _lines(transaction, room, bounds, True, limit)
+    assert first is not None
+    if query.around is Around.BEFORE:
+        before = _bound(transaction, room, first, False, False)
+        return _lines(transaction, room, [before], True, limit)
+    if query.around is Around.AFTER:
+        after = _bound(transaction, room, first, True, False)
+        return _lines(transaction, room, [after], False, limit)
+    if query.around is Around.AROUND:
+        before = _bound(transaction, room, first, False, False)
+        since = _bound(transaction, room, first, True, True)
+        earlier = _lines(transaction, room, [before], True, limit // 2)
+        return earlier + _lines(transaction, room, [since], False, limit - len(earlier))
+    assert second is not None
+    forward = first.ms <= second.ms
+    bounds = [
+        _bound(transaction, room, first, forward, False),
+        _bound(transaction, room, second, not forward, False),
+    ]
+    return _lines(transaction, room, bounds, not forward, limit)
 
 
 class _Tail:
@@ -249,6 +326,13 @@ class SQLiteHistory:
 
         d: Deferred[list[HistoryEntry]] = self._pool.runInteraction(read)
         return d.addCallback(merged)
+
+    def query(self, room: str, query: HistoryQuery) -> "Deferred[list[HistoryEntry]]":
+        self.flush()
+        d: Deferred[list[HistoryEntry]] = self._pool.runInteraction(
+            _select, room, query
+        )
+        return d
 
     def flush(self) -> "Deferred[None]":
         """

@@ -245,6 +245,7 @@ class LineRenderer:
     no room at all, as in the course project.
     """
 
+    kind = "line"
     currentMatters = True
     privateHidesRooms = True
 
