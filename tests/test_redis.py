@@ -33,7 +33,9 @@ from twisted.internet.task import deferLater
 from twisted_chat.core.hub import HubUnavailableError, Session
 from twisted_chat.frontends.line.render import LINE_RENDERER
 from twisted_chat.redis.connection import RedisAddress
-from twisted_chat.redis.hub import GROUP_CHANNEL, RedisHub
+from twisted_chat.redis.hub import RedisHub
+
+GENERAL_CHANNEL = "tc:room:#general"
 
 TTL = "2"
 WAIT = 10.0
@@ -148,8 +150,9 @@ async def test_private_chat_across_nodes(tmp_path: Path, redis: RedisServer) -> 
         assert carol.unread() == []
 
         bob.send("EXIT PM")
-        await bob.expect("You left the private chat with alice.")
-        await alice.expect("Your partner bob left pm!")
+        missed = "You missed 1 lines in #general; type @HISTORY to see them."
+        await bob.expect("You left the private chat with alice.", missed)
+        await alice.expect("Your partner bob left pm!", missed)
         carol.send("back together")
         await alice.expect("carol > back together")
         await bob.expect("carol > back together")
@@ -396,11 +399,15 @@ class FakeRedis:
 
     def script(self, source: str, *args: Any) -> Any:
         self.calls.append(("script", *args))
-        return succeed([0, "", "", ""])
+        return succeed([0, "", "", "", ["#general", "#general"], "#general"])
+
+    def subscribe(self, channel: str) -> None:
+        self.calls.append(("subscribe", channel))
 
 
 class Recipient:
     renderer = LINE_RENDERER
+    echoes = False
 
     def __init__(self) -> None:
         self.data: list[bytes] = []
@@ -417,10 +424,11 @@ class Recipient:
         raise AssertionError(failure)
 
 
-def test_one_publish_per_group_line() -> None:
+def test_one_publish_per_room_line() -> None:
     """
-    When a user says a line to a group of many users on a node, the hub
-    publishes it once, and delivering the published line is one loop.
+    When a user says a line to a room of many users on a node, the hub runs
+    one script (which publishes it once), and delivering the published line
+    is one loop.
     """
     from twisted.internet.task import Clock
 
@@ -429,10 +437,14 @@ def test_one_publish_per_group_line() -> None:
     sessions = [Session(f"user{i}", r) for i, r in enumerate(recipients)]
     for session in sessions:
         hub.attach(session)
+    assert hub.redis.calls.count(("subscribe", GENERAL_CHANNEL)) == 1
     hub.redis.calls.clear()
-    hub.say(sessions[0], "hello")
-    assert hub.redis.calls == [("publish", GROUP_CHANNEL, "s\nuser0\nuser0\nhello")]
-    hub._messageReceived(GROUP_CHANNEL, "s\nuser0\nuser0\nhello")
+    assert hub.sayInRoom(sessions[0], "#general", "hello") == "#general"
+    assert hub.redis.calls == [
+        ("script", "#general", "user0", "user0", "hello", "10000", "line")
+    ]
+    message = "s\nuser0\nline\nuser0\n1764578400000-0\nhello"
+    hub._messageReceived(GENERAL_CHANNEL, message)
     assert recipients[0].data == []
     assert all(r.data == [b"user0 > hello\r\n"] for r in recipients[1:])
 

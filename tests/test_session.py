@@ -46,6 +46,7 @@ from twisted_chat.core.events import (
     UserLeft,
     UserStatus,
 )
+from twisted_chat.core.history import IHistoryStore
 from twisted_chat.core.hub import REQUEST_TIMEOUT, IChatClient, IRenderer
 from twisted_chat.core.localhub import LocalHub
 from twisted_chat.core.services import IHeartbeatClient
@@ -120,17 +121,25 @@ class FakeClient:
 
 class Chat:
     """
-    The shared parts of a node with accounts alice, bob and carol (password
-    C{pw}), on a fake clock.
+    The shared parts of a node with accounts alice, bob, carol and dave
+    (password C{pw}), on a fake clock, and the session cores made on it.
     """
 
-    def __init__(self, config: ServerConfig | None = None, store: Any = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        store: Any = None,
+        history: IHistoryStore | None = None,
+    ) -> None:
         self.clock = Clock()
         self.store = store or MemoryAccountStore(
-            {name: "pw" for name in ["alice", "bob", "carol"]}
+            {name: "pw" for name in ["alice", "bob", "carol", "dave"]}
         )
-        self.services, self.audit = makeServices(self.clock, self.store, config)
+        self.services, self.audit = makeServices(
+            self.clock, self.store, config, history
+        )
         self.ports = iter(range(40000, 50000))
+        self.cores: list[SessionCore] = []
 
     @property
     def hub(self) -> LocalHub:
@@ -139,9 +148,11 @@ class Chat:
         return hub
 
     def core(self, host: str = "192.0.2.1", limitKey: str | None = None) -> SessionCore:
-        return SessionCore(
+        core = SessionCore(
             self.services, FakeClient(), Peer(host, next(self.ports), limitKey)
         )
+        self.cores.append(core)
+        return core
 
     def login(self, name: str, password: str = "pw") -> SessionCore:
         core = self.core()
@@ -427,7 +438,7 @@ class TestChat:
         (alice,) = chat.users("alice")
         alice.perform("@SEARCH a")
         assert client(alice).take() == [
-            SearchResults("a", ("alice", "carol"), frozenset({"alice"}))
+            SearchResults("a", ("alice", "carol", "dave"), frozenset({"alice"}))
         ]
 
     def test_passwordChange(self, chat: Chat) -> None:

@@ -13,6 +13,8 @@ from zope.interface import implementer
 from .audit import AuditLog
 from .config import ServerConfig
 from .core.accounts import AuthResult, IAccountStore
+from .core.events import HistoryEntry
+from .core.history import Around, HistoryQuery, IHistoryStore
 from .core.localhub import LocalHub
 from .core.services import ChatServices
 from .core.text import foldName
@@ -67,6 +69,32 @@ class MemoryAccountStore:
         return succeed(None)
 
 
+@implementer(IHistoryStore)
+class MemoryHistory:
+    """
+    Room history in a dict of lists, answering at once; queries other than
+    the latest lines are answered from the same lists.
+    """
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, list[HistoryEntry]] = {}
+
+    def add(self, room: str, entry: HistoryEntry) -> None:
+        self.rooms.setdefault(room, []).append(entry)
+
+    def latest(self, room: str, count: int) -> "Deferred[list[HistoryEntry]]":
+        return succeed(self.rooms.get(room, [])[-count:])
+
+    def query(self, room: str, query: HistoryQuery) -> "Deferred[list[HistoryEntry]]":
+        entries = self.rooms.get(room, [])
+        if query.around is Around.LATEST and query.first is None:
+            return succeed(entries[-query.limit :])
+        raise NotImplementedError("only the latest lines are kept in memory")
+
+    def close(self) -> "Deferred[None]":
+        return succeed(None)
+
+
 @implementer(ILogObserver)
 class AuditRecorder:
     """
@@ -84,16 +112,18 @@ def makeServices(
     clock: Clock | None = None,
     accounts: IAccountStore | None = None,
     config: ServerConfig | None = None,
+    history: IHistoryStore | None = None,
 ) -> tuple[ChatServices, AuditRecorder]:
     """
-    The shared parts of a node on a L{LocalHub}, a L{MemoryAccountStore} and
-    a fake clock, with an L{AuditRecorder} collecting the audit lines.
+    The shared parts of a node on a L{LocalHub} (keeping its history in
+    C{history}, if given), a L{MemoryAccountStore} and a fake clock, with an
+    L{AuditRecorder} collecting the audit lines.
     """
     clock = clock or Clock()
     config = config or ServerConfig()
     recorder = AuditRecorder()
     services = ChatServices(
-        LocalHub(clock),
+        LocalHub(clock, history, config.maxRoomsPerUser, config.maxRooms),
         accounts or MemoryAccountStore(),
         AuditLog(recorder),
         PresenceTracker(clock, config.heartbeatInterval, config.heartbeatTimeout),
@@ -108,12 +138,13 @@ def makeFactory(
     accounts: IAccountStore | None = None,
     config: ServerConfig | None = None,
     batchWrites: bool = False,
+    history: IHistoryStore | None = None,
 ) -> tuple[LineFactory, AuditRecorder]:
     """
     A L{LineFactory} over L{makeServices}.  With C{batchWrites}, output
     waits for the clock as it does for the reactor.
     """
-    services, recorder = makeServices(clock, accounts, config)
+    services, recorder = makeServices(clock, accounts, config, history)
     batch = services.clock if batchWrites else None
     return LineFactory(Connections(services, batchWrites=batch)), recorder
 

@@ -258,7 +258,7 @@ class MessageIds:
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
-        self._ms = 0
+        self._ms = -1
         self._sequence = 0
 
     def next(self) -> tuple[float, str]:
