@@ -58,10 +58,11 @@ async def hubReady(server: Server, timeout: float = WAIT) -> None:
 
 @asynccontextmanager
 async def nodes(
-    tmp_path: Path, redis: RedisServer, count: int
+    tmp_path: Path, redis: RedisServer, count: int, *extra: str
 ) -> AsyncIterator[list[Server]]:
     """
-    Run C{count} nodes on one hub, each with its own port and files.
+    Run C{count} nodes on one hub, each with its own port and files (and
+    the options C{extra}).
     """
     async with AsyncExitStack() as stack:
         servers = []
@@ -69,7 +70,7 @@ async def nodes(
             directory = tmp_path / f"node{index}"
             directory.mkdir()
             server = await stack.enter_async_context(
-                running(directory, "--hub", redis.url, "--hub-ttl", TTL)
+                running(directory, "--hub", redis.url, "--hub-ttl", TTL, *extra)
             )
             await hubReady(server)
             servers.append(server)
@@ -401,8 +402,9 @@ class FakeRedis:
         self.calls.append(("script", *args))
         return succeed([0, "", "", "", ["#general", "#general"], "#general"])
 
-    def subscribe(self, channel: str) -> None:
+    def subscribe(self, channel: str) -> Any:
         self.calls.append(("subscribe", channel))
+        return succeed(None)
 
 
 class Recipient:
@@ -514,3 +516,94 @@ def test_subscriber_parses_a_whole_read_at_once() -> None:
     )
     protocol.dataReceived(data)
     assert received == [("tc:group", m) for m in messages]
+
+
+@pytest_twisted.ensureDeferred
+async def test_rooms_and_history_across_nodes(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """
+    When a user joins a room on one node and another talks in it from
+    another node, the line crosses, and both nodes show the same history
+    (kept in Redis) at @JOIN and with @HISTORY.
+    """
+    async with nodes(tmp_path, redis, 2, "--history-on-login", "10") as (a, b):
+        alice = await a.user("alice")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        alice.send("@JOIN #python")
+        await alice.expect("You are now in #python (1 users).")
+        bob.send("@JOIN #Python")
+        await bob.expect("You are now in #python (2 users).")
+        await alice.expect("* bob joined #python.")
+        bob.send("from B", "@JOIN #general")
+        await alice.expect("bob > from B")
+        await bob.expect("You are now in #general (2 users).")
+        alice.send("from A")
+        await bob.expect("[#python] alice > from A")
+        carol = await a.user("carol")
+        await alice.expect("* carol joined the chat.")
+        await bob.expect("* carol joined the chat.")
+        carol.send("@JOIN #python")
+        await carol.expect("You are now in #python (3 users).")
+        await alice.expect("* carol joined #python.")
+        await bob.expect("* carol joined #python.")
+        replay = [await carol.next() for _ in range(4)]
+        assert replay[0] == "--- History of #python (2 lines) ---"
+        assert replay[1].endswith("] bob > from B")
+        assert replay[2].endswith("] alice > from A")
+        assert replay[3] == "--- End of history ---"
+        bob.send("@JOIN #python", "@HISTORY 1")
+        await bob.expect("You are now in #python (3 users).")
+        await bob.expect("--- History of #python (1 lines) ---")
+        assert (await bob.next()).endswith("] alice > from A")
+        await bob.expect("--- End of history ---")
+        bob.send("@ROOMS")
+        await bob.expect("Rooms: #general (3), #python (3)")
+        alice.send("@WHO #python")
+        await alice.expect("Users in #python: alice, bob, carol")
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_gets_only_its_rooms(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When a room's users are all on one node, another node is not subscribed
+    to it and gets none of its lines; it subscribes when one of its users
+    joins, and unsubscribes when the last one leaves.
+    """
+    async with nodes(tmp_path, redis, 2) as (a, b):
+        alice = await a.user("alice")
+        carol = await a.user("carol")
+        bob = await b.user("bob")
+        await alice.expect("* carol joined the chat.", "* bob joined the chat.")
+        await carol.expect("* bob joined the chat.")
+        hubA, hubB = a.service.chat.hub, b.service.chat.hub
+        seen: list[str] = []
+        received = hubB._messageReceived
+
+        def spy(channel: str, message: str) -> None:
+            seen.append(channel)
+            received(channel, message)
+
+        hubB.redis._subscriber.onMessage = spy
+        alice.send("@JOIN #quiet")
+        await alice.expect("You are now in #quiet (1 users).")
+        carol.send("@JOIN #quiet")
+        await carol.expect("You are now in #quiet (2 users).")
+        await alice.expect("* carol joined #quiet.")
+        for n in range(5):
+            alice.send(f"quiet {n}")
+        for n in range(5):
+            await carol.expect(f"alice > quiet {n}")
+        assert "#quiet" in hubA._subscribed
+        assert "#quiet" not in hubB._subscribed
+        assert "tc:room:#quiet" not in seen
+        bob.send("@JOIN #quiet")
+        await bob.expect("You are now in #quiet (3 users).")
+        await sleep(0.2)
+        alice.send("now louder")
+        await bob.expect("alice > now louder")
+        assert "tc:room:#quiet" in seen
+        bob.send("@LEAVE")
+        await bob.expect("You left #quiet.", "You are now in #general (3 users).")
+        assert "#quiet" not in hubB._subscribed

@@ -161,13 +161,16 @@ class _SubscriberFactory(txredisapi.SubscriberFactory):  # type: ignore[misc]
         protocol.whenConnected().addCallback(lambda p: p.subscribe(self.channels))
         return protocol
 
-    def subscribe(self, channel: str) -> None:
+    def subscribe(self, channel: str) -> "Deferred[Any]":
         """
-        Subscribe to C{channel} now, and on every reconnection.
+        Subscribe to C{channel} now, and on every reconnection; fire once
+        Redis confirmed it (at once while disconnected).
         """
         self.channels.append(channel)
-        for protocol in self.pool:
-            protocol.subscribe([channel])
+        return gatherResults(
+            [protocol.subscribe([channel]) for protocol in self.pool],
+            consumeErrors=True,
+        )
 
     def unsubscribe(self, channel: str) -> None:
         """
@@ -250,12 +253,14 @@ class RedisConnection:
     def _where(self) -> dict[str, object]:
         return {"host": self.address.host, "port": self.address.port}
 
-    def subscribe(self, channel: str) -> None:
+    def subscribe(self, channel: str) -> "Deferred[None]":
         """
-        Receive the messages of C{channel} too (through C{onMessage}).
+        Receive the messages of C{channel} too (through C{onMessage}); fire
+        once Redis confirmed it, or failed to.
         """
         assert self._subscriber is not None
-        self._subscriber.subscribe(channel)
+        d = self._subscriber.subscribe(channel)
+        return d.addBoth(lambda _: None)
 
     def unsubscribe(self, channel: str) -> None:
         """

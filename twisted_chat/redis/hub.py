@@ -586,6 +586,25 @@ class RedisHub:
             session.key in self._partners and session.client.renderer.privateHidesRooms
         )
 
+    def _subscribeFirst(self, room: str) -> "Deferred[None]":
+        """
+        Listen to the room C{room} before a user of this node enters it, so
+        that no line said meanwhile is missed; fire once listening (the
+        next L{_syncSubscriptions} stops again if the user did not enter).
+        """
+        if room in self._subscribed:
+            return succeed(None)
+        self._subscribed.add(room)
+        return self.redis.subscribe(ROOM_CHANNEL.format(room=room))
+
+    def _stopListening(self, failure: Failure) -> Failure:
+        """
+        A user did not enter a room after all: listen only to the rooms this
+        node's users are in, and pass C{failure} on.
+        """
+        self._syncSubscriptions()
+        return failure
+
     def _syncSubscriptions(self) -> None:
         """
         Listen to the channels of the rooms this node's users are in, and
@@ -708,10 +727,14 @@ class RedisHub:
             self._syncSubscriptions()
             return bool(takeover)
 
-        d = self.redis.script(
-            _ATTACH, session.key, self.node, sid, session.name, session.origin
-        )
-        return d.addCallback(attached)
+        def attach(_: None) -> "Deferred[Any]":
+            return self.redis.script(
+                _ATTACH, session.key, self.node, sid, session.name, session.origin
+            )
+
+        d: Deferred[Any] = self._subscribeFirst(GENERAL_KEY).addCallback(attach)
+        result: Deferred[bool] = d.addCallback(attached)
+        return result.addErrback(self._stopListening)
 
     def detach(self, session: Session) -> "Deferred[Departure | None]":
         sid = self._sids.get(session.key, "")
@@ -827,28 +850,34 @@ class RedisHub:
         def joined(reply: list[Any]) -> Joined:
             outcome, display, count = _JOIN_OUTCOMES[reply[0]], reply[1], reply[2]
             if self._sessions.get(session.key) is not session:
+                self._syncSubscriptions()
                 return Joined(outcome, display, int(count))
             if outcome is Join.JOINED:
                 hidden = self._hidden(session)
                 self._rooms.enter(session, display, hidden)
-                self._syncSubscriptions()
             if outcome in (Join.JOINED, Join.ALREADY_IN):
                 self._rooms.setCurrent(session, key)
                 if self._hidden(session):
                     self._rooms.hide(session)
+            # Stop listening again if the user did not enter after all.
+            self._syncSubscriptions()
             return Joined(outcome, display, int(count))
 
-        d = self.redis.script(
-            _JOIN,
-            session.key,
-            key,
-            name,
-            session.name,
-            self.maxRoomsPerUser,
-            self.maxRooms,
-            session.origin,
-        )
-        return d.addCallback(joined)
+        def join(_: None) -> "Deferred[Any]":
+            return self.redis.script(
+                _JOIN,
+                session.key,
+                key,
+                name,
+                session.name,
+                self.maxRoomsPerUser,
+                self.maxRooms,
+                session.origin,
+            )
+
+        d: Deferred[Any] = self._subscribeFirst(key).addCallback(join)
+        result: Deferred[Joined] = d.addCallback(joined)
+        return result.addErrback(self._stopListening)
 
     def leaveRoom(self, session: Session, room: str) -> "Deferred[Left | None]":
         if room not in session.rooms:
