@@ -17,7 +17,7 @@ $(BIN)/pip:
 run: $(BIN)/pip
 	$(INSTALL) .
 	mkdir -p var
-	$(BIN)/twistd -n --pidfile var/twistd.pid chat --users var/users.json --audit-log var/server.log $(ARGS)
+	$(BIN)/twistd -n --pidfile var/twistd.pid chat --users var/users.json --audit-log var/server.log --history var/history.sqlite3 $(ARGS)
 
 test: $(BIN)/pip
 	$(INSTALL) '.[test]'
