@@ -1,6 +1,7 @@
 """
 The bundled terminal client: C{python -m twisted_chat.client [--host H]
-[--port P] [--tls]}, also installed as the C{twisted-chat} command.
+[--port P] [--tls] [--room #R] [--history N] [--quiet]}, also installed as
+the C{twisted-chat} command.
 
 It connects to a twisted-chat server, answers the C{Username: } and
 C{Password: } prompts with what the user types (the password is not echoed),
@@ -11,17 +12,25 @@ names, to the server's address, so the server knows it is alive.  With
 C{--tls} the server's certificate is checked against the system's CAs, or
 against C{--tls-ca PEM} (for a self-signed one).
 
+With C{--room #R} it joins that room right after login, and with
+C{--history N} it then asks for the room's last N lines (C{@HISTORY N}).
+
 On a terminal (stdin and stdout both ttys) it runs a line editor built on
-C{twisted.conch} (see L{twisted_chat.terminal}): incoming lines appear above
-the input line, which keeps its prompt (C{<name> > }, or C{<name> [PM with
-<partner>] > } in a private chat, C{<name> [PM with <user>? y/n] > } while
-a request to you waits for C{y} or C{n}) and what is typed so far; a sent
-line stays on screen with its prompt; arrows edit and recall history;
-Ctrl-C, or Ctrl-D on an empty line, logs out, restores the terminal and
-leaves the conversation on screen.  Otherwise it
-runs in plain mode for scripts: each line read from stdin is one answer or
-one chat line, and at the end of input it sends C{LOGOUT}, waits up to five
-seconds for the server to close and exits::
+C{twisted.conch} (see L{twisted_chat.client.terminal}): incoming lines
+appear above the input line, which keeps its prompt (C{<name> [<room>] > },
+or C{<name> [PM with <partner>] > } in a private chat, C{<name> [PM with
+<user>? y/n] > } while a request to you waits for C{y} or C{n}) and what is
+typed so far; a sent line stays on screen with its prompt; arrows edit and
+recall history; Tab completes commands, user names and room names; lines
+of other rooms and history blocks are dimmed (unless C{NO_COLOR} is set);
+a private-chat request or a line naming the user rings the bell and sets
+the window title (unless C{--quiet}); Ctrl-C, or Ctrl-D on an empty line,
+logs out, restores the terminal and leaves the conversation on screen.
+
+Otherwise it runs in plain mode for scripts, printing the server's lines
+unchanged: each line read from stdin is one answer or one chat line, and at
+the end of input it sends C{LOGOUT}, waits up to five seconds for the server
+to close and exits::
 
     printf 'me\\npw\\nhello\\nLOGOUT\\n' | python -m twisted_chat.client --port 1234
 
@@ -45,6 +54,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ReactorNotRunning
 from twisted.python.failure import Failure
 
+from ..core.text import normalizeRoom
 from .plain import PlainUI, ttyEcho
 from .protocol import ChatClientProtocol, ClientFactory, Stage
 
@@ -84,6 +94,41 @@ class Exit:
             self.reactor.stop()
 
 
+def roomName(text: str) -> str:
+    """
+    The room C{text} names, for C{--room}; its C{#} may be left out, as the
+    shell takes a bare one for a comment.
+    """
+    room = normalizeRoom(text if text.startswith("#") else "#" + text)
+    if room is None:
+        raise argparse.ArgumentTypeError(
+            "use # and 1-32 letters, digits, _ or -, e.g. #python"
+        )
+    return room
+
+
+def lineCount(text: str) -> int:
+    """
+    A number of history lines, at least 1, for C{--history}.
+    """
+    if not text.isdecimal() or int(text) < 1:
+        raise argparse.ArgumentTypeError("a number of lines, at least 1")
+    return int(text)
+
+
+def loginCommands(args: argparse.Namespace) -> list[str]:
+    """
+    The lines to send after login for C{--room} and C{--history}: the join
+    first, so that the history asked for is the new room's.
+    """
+    commands = []
+    if args.room is not None:
+        commands.append(f"@JOIN {args.room}")
+    if args.history is not None:
+        commands.append(f"@HISTORY {args.history}")
+    return commands
+
+
 def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     """
     Parse the command line.
@@ -98,6 +143,20 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--tls-ca",
         metavar="PEM",
         help="trust this CA certificate (e.g. a self-signed server's) for --tls",
+    )
+    parser.add_argument(
+        "--room", type=roomName, metavar="#ROOM", help="join this room after login"
+    )
+    parser.add_argument(
+        "--history",
+        type=lineCount,
+        metavar="N",
+        help="show the last N lines of the room after login",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no bell or window title for private-chat requests and mentions",
     )
     parser.add_argument(
         "--debug-log", metavar="FILE", help="write a debugging log to FILE"
@@ -155,15 +214,18 @@ def main(argv: list[str] | None = None, reactor: Any = None) -> int:
     savedTty = termios.tcgetattr(stdin) if terminal else None
     try:
         if terminal:
-            from .terminal import startTerminal
+            from .terminal import startTerminal, terminalFeatures
 
-            client, exit.stdio = startTerminal(reactor, exit, stdin)
+            features = terminalFeatures(os.environ, args.quiet)
+            client, exit.stdio = startTerminal(
+                reactor, exit, stdin, features, loginCommands(args)
+            )
         else:
             if os.isatty(stdin):
                 ui = PlainUI(exit, ttyEcho(stdin), typedOnTerminal=True)
             else:
                 ui = PlainUI(exit)
-            client = ChatClientProtocol(ui, reactor)
+            client = ChatClientProtocol(ui, reactor, loginCommands(args))
             ui.client = client
             exit.stdio = stdio.StandardIO(ui, reactor=reactor)
 

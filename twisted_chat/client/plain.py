@@ -1,6 +1,7 @@
 """
 Plain mode, for scripts and pipes: standard input's lines go to the
-client, the server's lines to standard output, with no terminal control.
+client, the server's lines to standard output unchanged, with no terminal
+control, no colours and no bell.
 """
 
 import codecs
@@ -14,7 +15,7 @@ from zope.interface import implementer
 
 from .._types import StreamTransport
 from ..frontends.line import messages
-from .protocol import ChatClientProtocol, Stage
+from .protocol import ChatClientProtocol, LineKind, Stage
 
 
 @implementer(IHalfCloseableProtocol)
@@ -74,9 +75,12 @@ class PlainUI(Protocol):
 
     # ChatUI
 
-    def showLine(self, text: str) -> None:
+    def showLine(self, text: str, kind: LineKind) -> None:
         self._write(("\n" if self._midLine else "") + text + "\n")
         self._midLine = False
+
+    def alert(self, title: str) -> None:
+        pass
 
     def setPrompt(self, prompt: str, secret: bool) -> None:
         if prompt in (messages.PROMPT_USERNAME, messages.PROMPT_PASSWORD):
@@ -99,7 +103,7 @@ class PlainUI(Protocol):
     def closed(self, status: int, message: str | None) -> None:
         self.echo(True)
         if message is not None:
-            self.showLine(message)
+            self.showLine(message, LineKind.NORMAL)
         elif self._midLine:
             self._write("\n")
         self.exit(status)

@@ -1,11 +1,15 @@
 """
 The client side of the line protocol, independent of how it is shown: it
-answers the server's prompts with the user's lines, follows the private-chat
-state from the server's lines for the prompt, and sends the UDP heartbeats.
+answers the server's prompts with the user's lines, follows the current room
+and the private-chat state from the server's lines for the prompt, tells the
+interface what kind each line is (another room's, a history block's) and
+when one needs the user's attention, remembers the names it sees for
+completion, and sends the UDP heartbeats.
 """
 
 import re
 from collections import deque
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -26,21 +30,57 @@ from twisted.python.failure import Failure
 
 from .._types import StreamTransport
 from ..core.commands import parseLine
-from ..core.text import normalizeName
+from ..core.text import GENERAL, foldName, normalizeName
 from ..frontends.line import messages
+from .completion import Seen
 
 LOGOUT_WAIT = 5.0
 
 _HEARTBEAT = re.compile(r"HEARTBEAT (\d+) (\S+) (\S+) (\S+)")
 
 
+# What each field of a server line may hold; any other field is a name.
+_FIELDS = {
+    "room": r"#\S+",
+    "count": r"\d+",
+    "time": r"[\d: -]+",
+    "text": ".*",
+    "names": ".*",
+    "rooms": ".*",
+}
+_NAME = r"\S+"
+
+
 def _template(line: str) -> "re.Pattern[str]":
     """
-    Compile a server line from L{messages} into a pattern capturing C{name}.
+    Compile a server line from L{messages} into a pattern capturing each of
+    its C{{field}}s: names and rooms have no spaces, counts are numbers.
     """
-    return re.compile(re.escape(line).replace(r"\{name\}", "(?P<name>.+)"))
+    return re.compile(
+        re.sub(
+            r"\\\{(\w+)\\\}",
+            lambda field: f"(?P<{field[1]}>{_FIELDS.get(field[1], _NAME)})",
+            re.escape(line),
+        )
+    )
 
 
+def _listed(text: str) -> list[str]:
+    """
+    The names in a list such as C{alice, bob (PM with carol), and 3 more}
+    or C{#general (12), #python (3)}.
+    """
+    return [
+        item.split(" ", 1)[0] for item in text.split(", ") if not _MORE.fullmatch(item)
+    ]
+
+
+_MORE = _template(messages.LIST_MORE.removeprefix(", "))
+_ROOM_LINE = _template(messages.ROOM_LINE)
+_CHAT_LINES = (_template(messages.CHAT_LINE), _ROOM_LINE)
+_HISTORY_START = _template(messages.HISTORY_START)
+_HISTORY_LINE = _template(messages.HISTORY_LINE)
+_NOW_IN_ROOM = _template(messages.NOW_IN_ROOM)
 _PM_STARTED = _template(messages.PM_STARTED)
 _PM_ENDED = (_template(messages.YOU_LEFT_PM), _template(messages.PARTNER_LEFT))
 _REQUEST_RECEIVED = _template(messages.PM_REQUEST_RECEIVED)
@@ -48,6 +88,24 @@ _REQUEST_ENDED = (
     _template(messages.REQUEST_FROM_EXPIRED),
     _template(messages.REQUEST_FROM_CANCELLED),
     _template(messages.REQUEST_REJECTED),
+)
+_USER_GONE = _template(messages.LEFT)
+_ROOM_GONE = _template(messages.NO_SUCH_ROOM)
+# The lines that name users or rooms worth completing.
+_NAMING = (
+    *_CHAT_LINES,
+    _template(messages.JOINED),
+    _template(messages.ONLINE_USERS),
+    _REQUEST_RECEIVED,
+    _PM_STARTED,
+    _NOW_IN_ROOM,
+    _template(messages.JOINED_ROOM),
+    _template(messages.LEFT_ROOM),
+    _template(messages.YOU_LEFT_ROOM),
+    _template(messages.ROOMS),
+    _template(messages.USERS_IN_ROOM),
+    _template(messages.MISSED),
+    _HISTORY_START,
 )
 
 
@@ -64,14 +122,30 @@ class Stage(Enum):
     CLOSED = "closed"
 
 
+class LineKind(Enum):
+    """
+    What a line from the server is, for an interface that shows kinds
+    apart.
+    """
+
+    NORMAL = "normal"
+    OTHER_ROOM = "other room"
+    HISTORY = "history"
+
+
 class ChatUI(TypingProtocol):
     """
     What the client protocol needs from a user interface.
     """
 
-    def showLine(self, text: str) -> None:
+    def showLine(self, text: str, kind: LineKind) -> None:
         """
         Show one line received from the server.
+        """
+
+    def alert(self, title: str) -> None:
+        """
+        Something needs the user's attention; C{title} says what.
         """
 
     def setPrompt(self, prompt: str, secret: bool) -> None:
@@ -151,22 +225,33 @@ class ChatClientProtocol(Protocol):
     prompts, and a line typed while a password is checked waits its turn.
 
     @ivar name: the name the user logged in with, once logged in.
+    @ivar room: the current room, once logged in: C{#general} at login
+        (after a takeover too, since the server does not say which room the
+        session was in) until the server says C{You are now in ...}.
     @ivar partner: the private-chat partner, if any.
     @ivar requester: who asked us for a private chat, while we may answer.
+    @ivar seen: the user and room names seen, for completion.
+    @ivar loginCommands: lines sent right after login, after C{@HEARTBEAT}
+        and before anything typed, and not shown as sent.
     """
 
     log = Logger()
     transport: StreamTransport  # type: ignore[assignment]
 
-    def __init__(self, ui: ChatUI, reactor: Any = None) -> None:
+    def __init__(
+        self, ui: ChatUI, reactor: Any = None, loginCommands: Sequence[str] = ()
+    ) -> None:
         if reactor is None:
             from twisted.internet import reactor
         self.ui = ui
         self.reactor = reactor
+        self.loginCommands = loginCommands
         self.stage = Stage.CONNECTING
         self.name: str | None = None
+        self.room = GENERAL
         self.partner: str | None = None
         self.requester: str | None = None
+        self.seen = Seen()
         self.loggingOut = False
         self.connecting: Deferred[Any] | None = None
         self.inputEnded = False
@@ -180,6 +265,8 @@ class ChatClientProtocol(Protocol):
         self._logoutSent = False
         self._closedWaiters: list[Deferred[None]] = []
         self._prompt: tuple[str, bool] | None = None
+        self._inHistory = False
+        self._mention: re.Pattern[str] | None = None
 
     # From the server
 
@@ -211,22 +298,97 @@ class ChatClientProtocol(Protocol):
         Handle one line from the server, without its line end.
         """
         if self.stage is not Stage.CHAT:
-            self.ui.showLine(text)
-            if text == messages.LOGIN_SUCCESS and self.stage is Stage.WAITING:
-                self._loggedIn()
+            self.ui.showLine(text, LineKind.NORMAL)
+            if (
+                text == messages.LOGIN_SUCCESS
+                and self.stage is Stage.WAITING
+                and self._typedName is not None
+            ):
+                self._loggedIn(self._typedName)
             return
         if self._heartbeatLine(text):
             return
-        self.ui.showLine(text)
-        self._trackPrivateChat(text)
+        self.ui.showLine(text, self._kindOf(text))
+        self._see(text)
+        self._follow(text)
 
-    def _loggedIn(self) -> None:
-        self.name = self._typedName
+    def _loggedIn(self, name: str) -> None:
+        self.name = self.seen.me = name
         self.stage = Stage.CHAT
+        self.seen.addRooms([self.room])
+        self._mention = re.compile(rf"(?<![\w-]){re.escape(foldName(name))}(?![\w-])")
         self._heartbeatsAsked += 1
         self._send("@HEARTBEAT")
+        for line in self.loginCommands:
+            self._send(line)
         self._updatePrompt()
         self._drain()
+
+    def _kindOf(self, text: str) -> LineKind:
+        """
+        Whether C{text} belongs to a history block (from its C{--- History}
+        frame to its C{--- End of history ---}, or to the first line that is
+        not a history line), comes from another room, or is neither.
+        """
+        if _HISTORY_START.fullmatch(text) is not None:
+            self._inHistory = True
+            return LineKind.HISTORY
+        if self._inHistory:
+            if text == messages.HISTORY_END:
+                self._inHistory = False
+                return LineKind.HISTORY
+            if _HISTORY_LINE.fullmatch(text) is not None:
+                return LineKind.HISTORY
+            self._inHistory = False
+        if _ROOM_LINE.fullmatch(text) is not None:
+            return LineKind.OTHER_ROOM
+        return LineKind.NORMAL
+
+    def _see(self, text: str) -> None:
+        """
+        Remember the users and rooms C{text} names, or forget the user who
+        left the chat or the room that does not exist.
+        """
+        if (match := _USER_GONE.fullmatch(text)) is not None:
+            self.seen.removeUser(match["name"])
+            return
+        if (match := _ROOM_GONE.fullmatch(text)) is not None:
+            self.seen.removeRoom(match["room"])
+            return
+        for pattern in _NAMING:
+            if (match := pattern.fullmatch(text)) is not None:
+                fields = {"name": "", "names": "", "room": "", "rooms": ""}
+                fields.update(match.groupdict())
+                self.seen.addUsers([fields["name"], *_listed(fields["names"])])
+                self.seen.addRooms([fields["room"], *_listed(fields["rooms"])])
+                return
+
+    def _follow(self, text: str) -> None:
+        """
+        Follow what C{text} changes in the prompt (the current room, the
+        private chat, a request to answer), and alert the user to a request
+        or a chat line that names them.
+        """
+        for pattern in _CHAT_LINES:
+            if (match := pattern.fullmatch(text)) is not None:
+                assert self._mention is not None
+                if self._mention.search(foldName(match["text"])) is not None:
+                    self.ui.alert(f"{match['name']} mentioned you")
+                return
+        if (match := _NOW_IN_ROOM.fullmatch(text)) is not None:
+            self.room = match["room"]
+        elif (match := _PM_STARTED.fullmatch(text)) is not None:
+            self.partner, self.requester = match["name"], None
+        elif any(pattern.fullmatch(text) for pattern in _PM_ENDED):
+            self.partner = None
+        elif (match := _REQUEST_RECEIVED.fullmatch(text)) is not None:
+            self.requester = match["name"]
+            self.ui.alert(f"{self.requester} asks for a private chat")
+        elif any(pattern.fullmatch(text) for pattern in _REQUEST_ENDED):
+            self.requester = None
+        else:
+            return
+        self._updatePrompt()
 
     def _heartbeatLine(self, text: str) -> bool:
         """
@@ -271,29 +433,16 @@ class ChatClientProtocol(Protocol):
         )
         self.heartbeat.beatTo(token, (host, port), interval)
 
-    def _trackPrivateChat(self, text: str) -> None:
-        match = _PM_STARTED.fullmatch(text)
-        if match is not None:
-            self.partner, self.requester = match.group("name"), None
-        elif any(pattern.fullmatch(text) for pattern in _PM_ENDED):
-            self.partner = None
-        elif (match := _REQUEST_RECEIVED.fullmatch(text)) is not None:
-            self.requester = match.group("name")
-        elif any(pattern.fullmatch(text) for pattern in _REQUEST_ENDED):
-            self.requester = None
-        else:
-            return
-        self._updatePrompt()
-
     def chatPrompt(self) -> str:
         """
-        The input prompt while logged in, showing the private-chat state.
+        The input prompt while logged in: the private chat, the request to
+        answer, or else the current room.
         """
         if self.partner is not None:
             return f"{self.name} [PM with {self.partner}] > "
         if self.requester is not None:
             return f"{self.name} [PM with {self.requester}? y/n] > "
-        return f"{self.name} > "
+        return f"{self.name} [{self.room}] > "
 
     def _updatePrompt(self) -> None:
         self._setPrompt(self.chatPrompt(), False)

@@ -1,7 +1,8 @@
 """
 The client's terminal interface: a line editor on C{twisted.conch.insults}
 that keeps the input line at the bottom while the server's lines scroll by
-above it.
+above it, completes names with Tab, dims the lines of other rooms and of
+history blocks, and rings the bell when the user is wanted.
 
 Every change redraws the whole input area (prompt and typed text, which may
 wrap over several rows) from a row offset kept here, so an incoming line
@@ -15,8 +16,9 @@ import os
 import signal
 import tty
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from twisted.conch.insults.insults import ServerProtocol
@@ -25,7 +27,8 @@ from twisted.internet import stdio
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
-from .protocol import ChatClientProtocol, Stage
+from .completion import Completer
+from .protocol import ChatClientProtocol, LineKind, Stage
 
 CTRL_A = b"\x01"
 CTRL_C = b"\x03"
@@ -35,6 +38,24 @@ CTRL_H = b"\x08"
 CTRL_L = b"\x0c"
 CTRL_U = b"\x15"
 ENTER = (b"\r", b"\n")
+
+FAINT, RESET = "2", "0"
+TITLE = "twisted-chat"
+# Terminals known to take a window title (OSC 2), by the start of their
+# TERM; the title is saved and restored (XTWINOPS 22 and 23) where they can.
+TITLED_TERMINALS = (
+    "xterm",
+    "rxvt",
+    "screen",
+    "tmux",
+    "alacritty",
+    "foot",
+    "wezterm",
+    "vte",
+    "gnome",
+    "konsole",
+    "putty",
+)
 
 
 def visible(text: str) -> str:
@@ -73,6 +94,36 @@ def columns(text: str) -> int:
     return width
 
 
+@dataclass(frozen=True)
+class Features:
+    """
+    What the terminal interface may do beyond plain text.
+
+    @ivar colour: dim the lines of other rooms and of history blocks.
+    @ivar bell: ring the bell when the user is wanted.
+    @ivar title: also say why in the window title.
+    """
+
+    colour: bool = False
+    bell: bool = False
+    title: bool = False
+
+
+def terminalFeatures(environ: Mapping[str, str], quiet: bool) -> Features:
+    """
+    The L{Features} for the terminal described by C{environ}: colour unless
+    C{TERM} is unset or C{dumb} or C{NO_COLOR} is set and not empty (the
+    U{no-color.org<https://no-color.org/>} convention); the bell and the
+    title (where C{TERM} is known to take one) unless C{quiet}.
+    """
+    term = environ.get("TERM", "")
+    return Features(
+        colour=term not in ("", "dumb") and not environ.get("NO_COLOR"),
+        bell=not quiet,
+        title=not quiet and term.startswith(TITLED_TERMINALS),
+    )
+
+
 class _Silent:
     """
     A terminal that ignores everything, so that L{HistoricRecvLine}'s own
@@ -91,15 +142,23 @@ class ChatTerminal(HistoricRecvLine):
     as UTF-8 bytes), the cursor index and the history; this class draws.
     """
 
-    def __init__(self, client: ChatClientProtocol, exit: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        client: ChatClientProtocol,
+        exit: Callable[[int], None],
+        features: Features,
+    ) -> None:
         self.client = client
         self.exit = exit
+        self.features = features
         client.ui = self
         self.prompt = ""
         self.secret = False
         self.cursorRow = 0
+        self.completer = Completer(client.seen)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._closing = False
+        self._titled = False
 
     def connectionMade(self) -> None:
         HistoricRecvLine.connectionMade(self)
@@ -194,10 +253,38 @@ class ChatTerminal(HistoricRecvLine):
 
     # ChatUI
 
-    def showLine(self, text: str) -> None:
+    def showLine(self, text: str, kind: LineKind) -> None:
         self.clear()
-        self._write(visible(text) + "\n")
+        if self.features.colour and kind is not LineKind.NORMAL:
+            self.terminal.selectGraphicRendition(FAINT)
+            self._write(visible(text))
+            self.terminal.selectGraphicRendition(RESET)
+        else:
+            self._write(visible(text))
+        self._write("\n")
         self.draw()
+
+    def alert(self, title: str) -> None:
+        """
+        Ring the bell and put C{title} in the window title (saving the old
+        one the first time), as far as L{features} allow.
+        """
+        if self.features.bell:
+            self._write("\a")
+        if self.features.title:
+            if not self._titled:
+                self._write("\x1b[22;2t")
+                self._titled = True
+            self._write(f"\x1b]2;{visible(f'{TITLE}: {title}')}\a")
+
+    def _untitle(self) -> None:
+        """
+        The user is back: put the window title back (or, where it cannot be
+        restored, at least name the program).
+        """
+        if self._titled:
+            self._write(f"\x1b]2;{TITLE}\a\x1b[23;2t")
+            self._titled = False
 
     def setPrompt(self, prompt: str, secret: bool) -> None:
         if secret != self.secret:
@@ -209,6 +296,7 @@ class ChatTerminal(HistoricRecvLine):
         pass
 
     def closed(self, status: int, message: str | None) -> None:
+        self._untitle()
         self.clear()
         if message is not None:
             self._write(visible(message) + "\n")
@@ -224,6 +312,9 @@ class ChatTerminal(HistoricRecvLine):
     def keystrokeReceived(self, keyID: bytes, modifier: object) -> None:
         if self._closing:
             return
+        self._untitle()
+        if keyID != self.terminal.TAB:
+            self.completer.reset()
         if keyID == CTRL_C or (keyID == CTRL_D and not self.lineBuffer):
             self.quit()
         elif keyID == CTRL_D:
@@ -261,6 +352,19 @@ class ChatTerminal(HistoricRecvLine):
         for char in buf.decode("utf-8", "replace"):
             HistoricRecvLine.characterReceived(self, char.encode("utf-8"), True)
 
+    def handle_TAB(self) -> None:
+        """
+        Tab, once logged in: complete the word before the cursor, or put the
+        next candidate in its place (see L{Completer}).
+        """
+        if self.client.stage is not Stage.CHAT:
+            return
+        line = "".join(self._characters())
+        completed = self.completer.complete(line, self.lineBufferIndex)
+        if completed is not None:
+            line, self.lineBufferIndex = completed
+            self.lineBuffer = [char.encode("utf-8") for char in line]
+
     def handle_KILL(self) -> None:
         """
         Ctrl-U: delete from the start of the line to the cursor.
@@ -297,15 +401,20 @@ class ChatTerminal(HistoricRecvLine):
 
 
 def startTerminal(
-    reactor: Any, exit: Callable[[int], None], fd: int
+    reactor: Any,
+    exit: Callable[[int], None],
+    fd: int,
+    features: Features,
+    loginCommands: Sequence[str],
 ) -> tuple[ChatClientProtocol, stdio.StandardIO]:
     """
     Put the terminal C{fd} in raw mode (the caller restores it) and run the
-    chat's terminal interface on stdin and stdout.
+    chat's terminal interface on stdin and stdout, with C{features}; the
+    client sends C{loginCommands} after login.
     """
-    client = ChatClientProtocol(None, reactor)  # type: ignore[arg-type]
+    client = ChatClientProtocol(None, reactor, loginCommands)  # type: ignore[arg-type]
     tty.setraw(fd)
-    server = ServerProtocol(ChatTerminal, client, exit)
+    server = ServerProtocol(ChatTerminal, client, exit, features)
     io = stdio.StandardIO(server, reactor=reactor)
     chat = server.terminalProtocol
     assert isinstance(chat, ChatTerminal)
