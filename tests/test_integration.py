@@ -497,7 +497,7 @@ async def test_logout(tmp_path: Path) -> None:
 async def test_takeover_keeps_private_chat(tmp_path: Path) -> None:
     """
     When a user logs in from a second connection, the server closes the first with a
-    notice and the private chat goes on over the new one.
+    notice, tells the new one the private chat goes on, and it does.
     """
     async with running(tmp_path) as server:
         alice, bob, carol = await server.logins("alice", "bob", "carol")
@@ -505,6 +505,9 @@ async def test_takeover_keeps_private_chat(tmp_path: Path) -> None:
 
         newAlice = await server.connect()
         await newAlice.login("Alice", "secret")
+        await newAlice.expect(
+            "You are now in a private chat with bob. Type EXIT PM to leave."
+        )
         await alice.expect("You logged in from another connection.")
         await alice.expectClosed()
 

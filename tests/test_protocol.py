@@ -228,11 +228,17 @@ class TestLogin:
 
     def test_takeoverKeepsPrivateChat(self, chat: Chat) -> None:
         """
-        When a user in a private chat logs in elsewhere, the server keeps the chat.
+        When a user in a private chat logs in elsewhere, the server keeps the
+        chat and says so on the new connection.
         """
         alice, bob, carol = chat.users("alice", "bob", "carol")
         chat.pair(alice, bob, "bob")
-        again = chat.login("alice")
+        again = chat.connect()
+        again.take()
+        again.send("alice\npw\n")
+        assert again.take() == "Password: " + crlf(
+            messages.LOGIN_SUCCESS, messages.PM_STARTED.format(name="bob")
+        )
         assert bob.take() == ""
         again.line("back")
         assert bob.take() == crlf("alice > back")

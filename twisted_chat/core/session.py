@@ -184,10 +184,7 @@ class SessionCore:
         self._show(LoggedIn(session.name, takeover))
         if not takeover:
             return self._replay(GENERAL_KEY, GENERAL)
-        if session.current != GENERAL_KEY:
-            # The new connection's screen is empty: say where the user is.
-            return self._showCurrentRoom(session.current)
-        return None
+        return self._showWhereTakenOver(session)
 
     def _replay(self, room: str, name: str) -> "Deferred[None] | None":
         """
@@ -205,12 +202,25 @@ class SessionCore:
 
         return lines.addCallback(replay)
 
-    def _showCurrentRoom(self, room: str) -> "Deferred[None]":
-        def found(members: tuple[str, list[str]] | None) -> None:
-            if members is not None:
+    def _showWhereTakenOver(self, session: Session) -> "Deferred[None]":
+        """
+        The new connection of a takeover starts with an empty screen: say
+        which room is current, if not C{#general}, and which private chat
+        goes on, if one does.
+        """
+        hub = self.services.hub
+
+        def inRoom(members: tuple[str, list[str]] | None) -> None:
+            if members is not None and session.current != GENERAL_KEY:
                 self._show(InRoom(members[0], len(members[1])))
 
-        return self.services.hub.roomMembers(room).addCallback(found)
+        def inPrivate(status: UserStatus | None) -> None:
+            if status is not None and status.partner is not None:
+                self._show(PrivateStarted(status.partner))
+
+        d = hub.roomMembers(session.current).addCallback(inRoom)
+        d.addCallback(lambda _: hub.lookup(session.name))
+        return d.addCallback(inPrivate)
 
     # Leaving
 
