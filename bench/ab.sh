@@ -13,7 +13,8 @@
 # Extra `twistd chat` options for every revision go in CHAT_ARGS, and for
 # the n-th revision only (from 1) in ARGS_<n>: `ARGS_2="--history none"
 # bash bench/ab.sh WORK WORK` compares one tree with itself under two
-# settings.  Writes $OUT/ab.md and one JSON per run.
+# settings.  LOADGEN_ARGS go to every fan-out run (e.g. "--rooms 10").
+# Writes $OUT/ab.md and one JSON per run.
 set -uo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +31,7 @@ USERS="${USERS:-100}"
 SENDERS="${SENDERS:-10}"
 OBSERVERS="${OBSERVERS:-3}"
 CHAT_ARGS="${CHAT_ARGS:-}"
+LOADGEN_ARGS="${LOADGEN_ARGS:-}"  # e.g. "--rooms 10"
 LIMITS="--flood-rate 0 --max-connections 0 --max-connections-per-ip 0 --max-new-connections-per-ip 0 --max-registrations-per-ip 0 --login-timeout 0 --udp-port 0 --udp-interface 127.0.0.1"
 PORT="${PORT_BASE:-18000}"
 SERVER_PID=""
@@ -91,7 +93,7 @@ for round in $(seq "$REPEAT"); do
         --json "$OUT/$round-$rate-$((i + 1)).json" fanout --proto chat --label "$rev" \
         --port "$PORT" --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
         --observers "$OBSERVERS" --rate "$rate" --duration "$DURATION" --prefix f \
-        --connect-concurrency 16 >/dev/null 2>>"$OUT/loadgen.stderr" ||
+        --connect-concurrency 16 $LOADGEN_ARGS >/dev/null 2>>"$OUT/loadgen.stderr" ||
         log "loadgen reported an error ($rev, rate $rate)"
       stop_server
     done

@@ -67,6 +67,7 @@ CHAT_FAILURES = (
     b"Login timed out",
 )
 IRC_CHANNEL = b"#bench"
+JOINED_ROOM = b"You are now in "
 PASSWORD = "benchpw"
 
 # The payload of a fan-out message: ~<monotonic ns>~<sender>~<seq>~ then padding.
@@ -184,14 +185,17 @@ class Dialect:
     def isIRC(self) -> bool:
         return self.name == "irc"
 
-    def loginBytes(self, user: str, password: str) -> bytes:
+    def loginBytes(self, user: str, password: str, room: bytes | None = None) -> bytes:
         """
-        Everything a client sends to log in, pipelined in one write.
+        Everything a client sends to log in (and to join C{room}, in our
+        chat), pipelined in one write.
         """
         if not self.isIRC:
             data = f"{user}\n{password}\n".encode()
             if self.heartbeat:
                 data += b"@HEARTBEAT\n"
+            if room is not None:
+                data += b"@JOIN " + room + b"\n"
             return data
         data = b""
         if self.ircPass:  # twisted.words logs in with PASS; ngircd refuses it
@@ -200,18 +204,18 @@ class Dialect:
         # asynchronously and refuses a pipelined JOIN (451).
         return data + f"NICK {user}\r\nUSER {user} 0 * :{user}\r\n".encode()
 
-    def afterWelcome(self) -> bytes:
+    def afterWelcome(self, room: bytes | None = None) -> bytes:
         """
         What an IRC client sends once registered (RPL_WELCOME, 001).
         """
-        return b"JOIN " + IRC_CHANNEL + b"\r\n" if self.join else b""
+        return b"JOIN " + (room or IRC_CHANNEL) + b"\r\n" if self.join else b""
 
-    def readyMarker(self) -> bytes:
+    def readyMarker(self, room: bytes | None = None) -> bytes:
         """
         The text in a line that tells the login (and join) is complete.
         """
         if not self.isIRC:
-            return LOGIN_SUCCESS
+            return LOGIN_SUCCESS if room is None else JOINED_ROOM + room + b" ("
         return b" 366 " if self.join else b" 001 "
 
     def failed(self, line: bytes) -> bool:
@@ -222,12 +226,13 @@ class Dialect:
             return line.startswith(CHAT_FAILURES)
         return line.startswith(b"ERROR") or b" 433 " in line or b" 432 " in line
 
-    def message(self, text: bytes) -> bytes:
+    def message(self, text: bytes, room: bytes | None = None) -> bytes:
         """
-        One group message carrying C{text}.
+        One message to the group (or C{room}) carrying C{text}: in our chat
+        a plain line goes to the current room, the one joined at login.
         """
         if self.isIRC:
-            return b"PRIVMSG " + IRC_CHANNEL + b" :" + text + b"\r\n"
+            return b"PRIVMSG " + (room or IRC_CHANNEL) + b" :" + text + b"\r\n"
         return text + b"\n"
 
 
@@ -275,8 +280,10 @@ class Client(asyncio.Protocol):
         totals: Totals,
         observer: Observer | None = None,
         onHeartbeat: Callable[[Client], None] | None = None,
+        room: bytes | None = None,
     ) -> None:
         self.dialect = dialect
+        self.room = room
         self.onHeartbeat = onHeartbeat
         self.name = name
         self.totals = totals
@@ -292,12 +299,12 @@ class Client(asyncio.Protocol):
         self.heartbeatRefused = False
         self._buffer = b""
         self._irc = dialect.isIRC
-        self._marker = dialect.readyMarker()
+        self._marker = dialect.readyMarker(room)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.startedAt = time.monotonic()
-        self.transport.write(self.dialect.loginBytes(self.name, PASSWORD))
+        self.transport.write(self.dialect.loginBytes(self.name, PASSWORD, self.room))
 
     def data_received(self, data: bytes) -> None:
         if self.loggedIn:
@@ -330,7 +337,7 @@ class Client(asyncio.Protocol):
                 done = True
             elif self._irc and b" 001 " in line:
                 assert self.transport is not None
-                self.transport.write(self.dialect.afterWelcome())
+                self.transport.write(self.dialect.afterWelcome(self.room))
             elif line.startswith(b"HEARTBEAT "):
                 self.heartbeat = parseHeartbeat(line)
                 if self.heartbeat is not None and self.onHeartbeat is not None:
@@ -678,15 +685,21 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         raise SystemExit("--senders plus --observers must not exceed --users")
     if args.rate <= 0 and args.observers < 1:
         raise SystemExit("as-fast-as-possible mode needs at least one observer")
+    if args.rate <= 0 and args.rooms:
+        raise SystemExit("rooms need a fixed --rate (the window follows one room)")
     dialect = makeDialect(args)
     totals = Totals()
     observers = [Observer() for _ in range(args.observers)]
     clients: list[Client] = []
     for i in range(args.users):
-        # Senders first, then observers, then plain counting receivers.
+        # Senders first, then observers, then plain counting receivers;
+        # with rooms, user i is in room i mod R.
         j = i - args.senders
         observer = observers[j] if 0 <= j < args.observers else None
-        clients.append(Client(dialect, f"{args.prefix}{i}", totals, observer))
+        room = b"#r%d" % (i % args.rooms) if args.rooms else None
+        clients.append(
+            Client(dialect, f"{args.prefix}{i}", totals, observer, room=room)
+        )
     t0 = time.monotonic()
     inside, errors = await connectAll(
         target, clients, args.connect_concurrency, args.login_timeout
@@ -699,6 +712,7 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         "users": args.users,
         "senders": args.senders,
         "observers": args.observers,
+        "rooms": args.rooms or None,
         "offered_rate": args.rate if args.rate > 0 else None,
         "window": args.window if args.rate <= 0 else None,
         "duration_s": args.duration,
@@ -743,7 +757,14 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         assert primary is not None
         await _sendWindowed(senders, dialect, args, state, primary)
     send_end = time.monotonic()
-    expected = state.sent * (args.users - 1)
+    # Each line reaches the other members of its sender's room.
+    members: dict[bytes | None, int] = {}
+    for client in clients:
+        members[client.room] = members.get(client.room, 0) + 1
+    roomOf = [client.room for client in senders]
+    expected = sum(
+        count * (members[roomOf[index]] - 1) for index, count in state.perSender.items()
+    )
     drain_start = time.monotonic()
     while time.monotonic() - drain_start < args.drain_timeout:
         if totals.lines >= expected:
@@ -768,7 +789,12 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     )
     gen_cpu = gen1 - gen0
     samples = [s for o in observers for s in o.samples]
-    observer_lost = sum(state.sent - sum(o.perSender.values()) for o in observers)
+    observer_lost = sum(
+        sum(c for i, c in state.perSender.items() if roomOf[i] == client.room)
+        - sum(client.observer.perSender.values())
+        for client in clients
+        if client.observer is not None
+    )
     result.update(
         {
             "sent": state.sent,
@@ -839,6 +865,7 @@ class _SendState:
 
     attempts: int = 0
     sent: int = 0
+    perSender: dict[int, int] = field(default_factory=dict)
     skipped: int = 0
     stalls: int = 0
     waiting: bool = False
@@ -858,8 +885,9 @@ def _sendOne(
         # The server does not read this sender: do not queue without bound.
         state.skipped += 1
         return
-    sender.send(dialect.message(payload(index, state.sent, args.size)))
+    sender.send(dialect.message(payload(index, state.sent, args.size), sender.room))
     state.sent += 1
+    state.perSender[index] = state.perSender.get(index, 0) + 1
 
 
 async def _sendAtRate(
@@ -1425,6 +1453,13 @@ def _parser() -> argparse.ArgumentParser:
             "--rate", type=float, default=2000.0, help="msg/s in total; 0: windowed"
         )
         p.add_argument("--window", type=int, default=200, help="in flight, rate 0")
+        p.add_argument(
+            "--rooms",
+            type=int,
+            default=0,
+            help="users in this many rooms (#r0 ...), user i in room i mod R; "
+            "0: all in the group (or #bench)",
+        )
         p.add_argument("--duration", type=float, default=5.0)
         p.add_argument("--size", type=int, default=48, help="payload bytes")
         p.add_argument("--drain-timeout", type=float, default=10.0)

@@ -34,6 +34,13 @@ class PassBatch(Generic[T]):
         self._call: IDelayedCall | None = None
         self._last = float("-inf")
 
+    @property
+    def pending(self) -> list[T]:
+        """
+        The items gathered and not yet handed on.
+        """
+        return self._items
+
     def add(self, item: T) -> None:
         clock = self._clock
         if clock is None:

@@ -35,9 +35,12 @@ CREATE TABLE IF NOT EXISTS lines (
     sender TEXT NOT NULL,
     text TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS lines_by_room ON lines (room, id);
-CREATE INDEX IF NOT EXISTS lines_by_msgid ON lines (room, msgid);
+CREATE INDEX IF NOT EXISTS lines_by_time ON lines (room, time);
 """
+# One index, by room and time (and so rowid, which SQLite keeps in every
+# index entry): a second one, by line id, would double the cost of a write.
+# A line's id starts with its time in milliseconds, and its time is that
+# millisecond, so a line is found by time first.
 
 # Seconds between writes while lines keep coming (a lone line is written at
 # the end of its reactor pass).
@@ -118,12 +121,13 @@ def _bound(
     if reference.msgid is None:
         return f" AND time {operator} ?", [reference.time]
     transaction.execute(
-        "SELECT id FROM lines WHERE room = ? AND msgid = ?", (room, reference.msgid)
+        "SELECT time, id FROM lines WHERE room = ? AND time = ? AND msgid = ?",
+        (room, reference.ms / 1000, reference.msgid),
     )
     row = transaction.fetchone()
     if row is None:
         return None
-    return f" AND id {operator} ?", [row[0]]
+    return f" AND (time, id) {operator} (?, ?)", list(row)
 
 
 def _lines(
@@ -143,7 +147,8 @@ def _lines(
     for condition, values in filter(None, bounds):
         sql += condition
         parameters += values
-    sql += f" ORDER BY id {'DESC' if newest else 'ASC'} LIMIT ?"
+    order = "DESC" if newest else "ASC"
+    sql += f" ORDER BY time {order}, id {order} LIMIT ?"
     transaction.execute(sql, [*parameters, limit])
     rows = transaction.fetchall()
     entries = [HistoryEntry(*row) for row in rows]
@@ -236,7 +241,6 @@ class SQLiteHistory:
         self._batch: PassBatch[tuple[str, HistoryEntry]] = PassBatch(
             clock if batchWrites else None, self._write, WRITE_INTERVAL
         )
-        self._pending: list[tuple[str, HistoryEntry]] = []
         self._writes: list[Deferred[None]] = []
         self._tails: OrderedDict[str, _Tail] = OrderedDict()
         self._grown: set[str] = set()
@@ -274,7 +278,6 @@ class SQLiteHistory:
     # IHistoryStore
 
     def add(self, room: str, entry: HistoryEntry) -> None:
-        self._pending.append((room, entry))
         self._batch.add((room, entry))
         tail = self._tails.get(room)
         if tail is not None:
@@ -295,8 +298,7 @@ class SQLiteHistory:
                 return d
         if count > TAIL_LINES:
             return self._query(room, count)
-        pending = [entry for name, entry in self._pending if name == room]
-        tail = self._tails[room] = _Tail(pending)
+        tail = self._tails[room] = _Tail(self._unwritten(room))
         while len(self._tails) > TAIL_ROOMS:
             self._tails.popitem(last=False)
         d = Deferred()
@@ -311,12 +313,12 @@ class SQLiteHistory:
         The last C{count} lines of C{room} from the file, oldest first, with
         the lines not yet written after them if C{unwritten}.
         """
-        pending = [entry for name, entry in self._pending if name == room]
+        pending = self._unwritten(room)
 
         def read(transaction: Any) -> list[HistoryEntry]:
             transaction.execute(
                 "SELECT time, sender, text, msgid FROM lines WHERE room = ?"
-                " ORDER BY id DESC LIMIT ?",
+                " ORDER BY time DESC, id DESC LIMIT ?",
                 (room, count),
             )
             return [HistoryEntry(*row) for row in reversed(transaction.fetchall())]
@@ -333,6 +335,12 @@ class SQLiteHistory:
             _select, room, query
         )
         return d
+
+    def _unwritten(self, room: str) -> list[HistoryEntry]:
+        """
+        The lines of C{room} not yet handed to the database thread.
+        """
+        return [entry for name, entry in self._batch.pending if name == room]
 
     def flush(self) -> "Deferred[None]":
         """
@@ -362,7 +370,6 @@ class SQLiteHistory:
             (room, entry.time, entry.msgid, entry.sender, entry.text)
             for room, entry in batch
         ]
-        del self._pending[: len(batch)]
 
         def insert(transaction: Any) -> None:
             transaction.executemany(
@@ -394,8 +401,9 @@ class SQLiteHistory:
         def prune(transaction: Any) -> None:
             for room in rooms:
                 transaction.execute(
-                    "DELETE FROM lines WHERE room = ? AND id <= (SELECT id FROM"
-                    " lines WHERE room = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    "DELETE FROM lines WHERE room = ? AND (time, id) <= (SELECT"
+                    " time, id FROM lines WHERE room = ?"
+                    " ORDER BY time DESC, id DESC LIMIT 1 OFFSET ?)",
                     (room, room, retention),
                 )
 
