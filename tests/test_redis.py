@@ -196,7 +196,7 @@ async def test_takeover_across_nodes(tmp_path: Path, redis: RedisServer) -> None
     """
     When a user logs in on another node with the right password, the old
     connection is told and closed, and the private chat goes on over the new
-    one without the partner being told.
+    one (which is told) without the partner being told.
     """
     async with nodes(tmp_path, redis, 3) as (a, b, c):
         alice = await a.user("alice", "pw")
@@ -205,6 +205,9 @@ async def test_takeover_across_nodes(tmp_path: Path, redis: RedisServer) -> None
         await goPrivate(alice, bob, "alice", "bob", "@ACCEPT")
 
         again = await c.user("alice", "pw")
+        await again.expect(
+            "You are now in a private chat with bob. Type EXIT PM to leave."
+        )
         await alice.expect("You logged in from another connection.")
         await alice.expectClosed()
         bob.send("are you there?")
