@@ -446,7 +446,7 @@ def test_one_publish_per_room_line() -> None:
     hub.redis.calls.clear()
     assert hub.sayInRoom(sessions[0], "#general", "hello") == "#general"
     assert hub.redis.calls == [
-        ("script", "#general", "user0", "user0", "hello", "10000", "line")
+        ("script", "#general", "user0", "user0", "hello", "10000", "line", "s")
     ]
     message = "s\nuser0\nline\nuser0\n1764578400000-0\nhello"
     hub._messageReceived(GENERAL_CHANNEL, message)

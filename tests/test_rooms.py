@@ -243,7 +243,9 @@ class TestListing:
         joined(chat, carol, "#python")
         joined(chat, alice, "#python")
         bob.perform("@WHO #Python")
-        assert client(bob).take() == [RoomMembers("#python", ("alice", "carol"))]
+        assert client(bob).take() == [
+            RoomMembers("#python", ("alice", "carol"), ("line", "line"))
+        ]
 
     def test_whois(self, chat: Chat) -> None:
         """When a user asks about another, the core gives the partner and rooms."""

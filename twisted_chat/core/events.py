@@ -24,7 +24,8 @@ from typing import Any
 class ChatLine:
     """
     A line said in C{room} by C{sender}, at C{time}, with the id C{msgid}
-    (C{<milliseconds>-<sequence>}, in order) under which history keeps it.
+    (C{<milliseconds>-<sequence>}, in order) under which history keeps it;
+    a C{notice} is a line no one should answer automatically (IRC's NOTICE).
     """
 
     room: str
@@ -33,6 +34,7 @@ class ChatLine:
     time: float = 0.0
     msgid: str = ""
     origin: str = "line"
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +61,12 @@ class UserJoined:
 @dataclass(frozen=True, slots=True)
 class UserLeft:
     """
-    C{name} went offline.
+    C{name} went offline, saying C{reason} (if it said anything).
     """
 
     name: str
     origin: str = "line"
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +83,13 @@ class RoomJoined:
 @dataclass(frozen=True, slots=True)
 class RoomLeft:
     """
-    C{name} left C{room}.
+    C{name} left C{room}, saying C{reason} (if it said anything).
     """
 
     name: str
     room: str
     origin: str = "line"
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,23 +271,26 @@ class NotInPrivate:
 @dataclass(frozen=True, slots=True)
 class UserStatus:
     """
-    What others may know of an online user: the name and private-chat partner.
+    What others may know of an online user: the name, the private-chat
+    partner and the kind of front-end it came in through.
     """
 
     name: str
     partner: str | None
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
 class UserInfo:
     """
     What others may know of the online user C{name}: the private-chat
-    partner and the rooms.
+    partner, the rooms and the kind of front-end it came in through.
     """
 
     name: str
     partner: str | None
     rooms: tuple[str, ...]
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,11 +409,13 @@ class RoomList:
 @dataclass(frozen=True, slots=True)
 class RoomMembers:
     """
-    The members of C{room}, sorted by folded name.
+    The members of C{room}, sorted by folded name, and the kind of front-end
+    each came in through (in the same order).
     """
 
     room: str
     names: tuple[str, ...]
+    origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +428,7 @@ class HistoryEntry:
     sender: str
     text: str
     msgid: str
+    origin: str = "line"
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,19 +230,21 @@ class IHub(Interface):
         current room, private chat) silently.
         """
 
-    def detach(session: Session) -> "Deferred[Departure | None]":
+    def detach(session: Session, reason: str = "") -> "Deferred[Departure | None]":
         """
         C{session} has ended: cancel its requests, end its private chat, take
-        it out of its rooms and announce its departure to their members.
-        Fires with L{None} if it had been superseded.
+        it out of its rooms and announce its departure (with C{reason}) to
+        their members.  Fires with L{None} if it had been superseded.
         """
 
-    def sayInRoom(session: Session, room: str, text: str) -> str | None:
+    def sayInRoom(
+        session: Session, room: str, text: str, notice: bool = False
+    ) -> str | None:
         """
-        Relay C{text} from C{session} to the other members of the room
-        C{room} (a folded name); return the room's name, or L{None} if
-        C{session} is not in that room.  A failure to deliver is reported
-        to C{session.client}.
+        Relay C{text} (a C{notice} if so) from C{session} to the other
+        members of the room C{room} (a folded name); return the room's name,
+        or L{None} if C{session} is not in that room.  A failure to deliver
+        is reported to C{session.client}.
         """
 
     def sayToPartner(session: Session, text: str) -> bool:
@@ -257,10 +259,12 @@ class IHub(Interface):
         and make it the current room; its members are told.
         """
 
-    def leaveRoom(session: Session, room: str) -> "Deferred[Left | None]":
+    def leaveRoom(
+        session: Session, room: str, reason: str = ""
+    ) -> "Deferred[Left | None]":
         """
         Take C{session} out of the room C{room} (a folded name); its members
-        are told.  L{None} if C{session} was not in it.
+        are told (with C{reason}).  L{None} if C{session} was not in it.
         """
 
     def rooms() -> "Deferred[list[RoomInfo]]":
@@ -274,10 +278,10 @@ class IHub(Interface):
         folded name (none if offline).
         """
 
-    def roomMembers(room: str) -> "Deferred[tuple[str, list[str]] | None]":
+    def roomMembers(room: str) -> "Deferred[tuple[str, list[tuple[str, str]]] | None]":
         """
         The name of the room C{room} (a folded name) and its members, sorted
-        by folded name; L{None} if it does not exist.
+        by folded name, each with its origin; L{None} if it does not exist.
         """
 
     def recentLines(room: str, count: int) -> "Deferred[list[HistoryEntry]] | None":

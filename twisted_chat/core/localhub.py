@@ -136,7 +136,9 @@ class LocalHub:
         session.current = GENERAL_KEY
         return succeed(False)
 
-    def detach(self, session: Session) -> "Deferred[Departure | None]":
+    def detach(
+        self, session: Session, reason: str = ""
+    ) -> "Deferred[Departure | None]":
         if self._sessions.get(session.key) is not session:
             return succeed(None)
         request = self._requests.get(session.key)
@@ -152,22 +154,27 @@ class LocalHub:
         del self._sessions[session.key]
         rooms = self._rooms.exitAll(session)
         if rooms:
-            self._rooms.announceOnce(rooms, UserLeft(session.name, session.origin))
+            left = UserLeft(session.name, session.origin, reason)
+            self._rooms.announceOnce(rooms, left)
         return succeed(Departure(partner.name if partner else None))
 
     # Lines
 
-    def sayInRoom(self, session: Session, room: str, text: str) -> str | None:
+    def sayInRoom(
+        self, session: Session, room: str, text: str, notice: bool = False
+    ) -> str | None:
         target = self._rooms.get(room)
         if target is None or session.key not in target.members:
             return None
         now, msgid = self._ids.next()
-        line = ChatLine(target.name, session.name, text, now, msgid, session.origin)
+        origin = session.origin
+        line = ChatLine(target.name, session.name, text, now, msgid, origin, notice)
         target.lines += 1
         client = session.client
         target.audience.send(line, None if client.echoes else client)
         if self._history is not None:
-            self._history.add(room, HistoryEntry(now, session.name, text, msgid))
+            entry = HistoryEntry(now, session.name, text, msgid, origin)
+            self._history.add(room, entry)
         return target.name
 
     def sayToPartner(self, session: Session, text: str) -> bool:
@@ -212,12 +219,16 @@ class LocalHub:
             self._rooms.hide(session)
         return succeed(Joined(Join.JOINED, room.name, len(room.members)))
 
-    def leaveRoom(self, session: Session, room: str) -> "Deferred[Left | None]":
+    def leaveRoom(
+        self, session: Session, room: str, reason: str = ""
+    ) -> "Deferred[Left | None]":
         if room not in session.rooms:
             return succeed(None)
         left = self._rooms.exit(session, room)
         assert left is not None
-        left.audience.announce(RoomLeft(session.name, left.name, session.origin))
+        left.audience.announce(
+            RoomLeft(session.name, left.name, session.origin, reason)
+        )
         if session.current != room:
             return succeed(Left(left.name))
         general = self._rooms.general
@@ -247,19 +258,21 @@ class LocalHub:
             return succeed([])
         return succeed([session.rooms[key] for key in sorted(session.rooms)])
 
-    def roomMembers(self, room: str) -> "Deferred[tuple[str, list[str]] | None]":
+    def roomMembers(
+        self, room: str
+    ) -> "Deferred[tuple[str, list[tuple[str, str]]] | None]":
         found = self._rooms.get(room)
         if found is None:
             return succeed(None)
-        members = found.members
-        return succeed((found.name, [members[key].name for key in sorted(members)]))
+        members = [found.members[key] for key in sorted(found.members)]
+        return succeed((found.name, [(m.name, m.origin) for m in members]))
 
     # Who is online
 
     def _status(self, session: Session) -> UserStatus:
         partnerKey = self._partners.get(session.key)
         partner = self._sessions[partnerKey].name if partnerKey else None
-        return UserStatus(session.name, partner)
+        return UserStatus(session.name, partner, session.origin)
 
     def lookup(self, name: str) -> "Deferred[UserStatus | None]":
         session = self._sessions.get(foldName(name))

@@ -64,7 +64,14 @@ from .hub import (
 )
 from .limits import addressKey
 from .services import ChatServices, IHeartbeatClient
-from .text import GENERAL, foldName, normalizeName, normalizeRoom
+from .text import (
+    GENERAL,
+    RESERVED,
+    described,
+    foldName,
+    normalizeName,
+    normalizeRoom,
+)
 
 HISTORY_DEFAULT = 20
 HISTORY_MAX = 200
@@ -117,15 +124,19 @@ class SessionCore:
     def checkName(raw: str) -> str | None:
         """
         The account name C{raw} stands for (NFKC), or L{None} if it breaks
-        the name rules.  An invalid name is not a failed login.
+        the name rules or is reserved.  An invalid name is not a failed login.
         """
-        return normalizeName(raw)
+        name = normalizeName(raw)
+        return None if name is None or foldName(name) in RESERVED else name
 
-    def logIn(self, name: str, password: str) -> "Deferred[None]":
+    def logIn(
+        self, name: str, password: str, replay: bool = True
+    ) -> "Deferred[None]":
         """
         Log in as C{name} (valid by L{checkName}), registering it if it is
         unknown, within the registration limit and after the login backoff
-        of this account and address.  Shows L{LoggedIn} or L{LoginRefused}.
+        of this account and address.  Shows L{LoggedIn} or L{LoginRefused},
+        and then, if C{replay}, the recent history of C{#general}.
         """
         services = self.services
         # Per address even for loopback: the login delay spares no one.
@@ -140,12 +151,12 @@ class SessionCore:
             checked = waited.addCallback(
                 lambda _: services.accounts.authenticate(name, password)
             )
-            return checked.addCallback(self._authenticated, backoffKey)
+            return checked.addCallback(self._authenticated, backoffKey, replay)
 
         return services.accounts.lookup(name).addCallback(known)
 
     def _authenticated(
-        self, result: tuple[AuthResult, str], backoffKey: tuple[str, str]
+        self, result: tuple[AuthResult, str], backoffKey: tuple[str, str], replay: bool
     ) -> "Deferred[None] | None":
         services = self.services
         outcome, name = result
@@ -170,9 +181,12 @@ class SessionCore:
             )
             return None
         session = Session(name, self._client)
-        return services.hub.attach(session).addCallback(self._attached, session)
+        attached = services.hub.attach(session)
+        return attached.addCallback(self._attached, session, replay)
 
-    def _attached(self, takeover: bool, session: Session) -> "Deferred[None] | None":
+    def _attached(
+        self, takeover: bool, session: Session, replay: bool
+    ) -> "Deferred[None] | None":
         services = self.services
         self.session = session
         services.metrics.logins += 1
@@ -182,9 +196,9 @@ class SessionCore:
             self._leave(services.audit.lostConnection)
             return None
         self._show(LoggedIn(session.name, takeover))
-        if not takeover:
-            return self._replay(GENERAL_KEY, GENERAL)
-        return self._showWhereTakenOver(session)
+        if takeover:
+            return self._showWhereTakenOver(session)
+        return self._replay(GENERAL_KEY, GENERAL) if replay else None
 
     def _replay(self, room: str, name: str) -> "Deferred[None] | None":
         """
@@ -210,7 +224,7 @@ class SessionCore:
         """
         hub = self.services.hub
 
-        def inRoom(members: tuple[str, list[str]] | None) -> None:
+        def inRoom(members: tuple[str, list[tuple[str, str]]] | None) -> None:
             if members is not None and session.current != GENERAL_KEY:
                 self._show(InRoom(members[0], len(members[1])))
 
@@ -224,14 +238,15 @@ class SessionCore:
 
     # Leaving
 
-    def connectionLost(self) -> "Deferred[None] | None":
+    def connectionLost(self, reason: str = "") -> "Deferred[None] | None":
         """
-        The connection ended: the user, if logged in, leaves the chat.
+        The connection ended (saying C{reason}, if anything): the user, if
+        logged in, leaves the chat.
         """
         self._ended = True
         if self.session is None:
             return None
-        return self._leave(self.services.audit.lostConnection)
+        return self._leave(self.services.audit.lostConnection, reason)
 
     def superseded(self) -> None:
         """
@@ -248,10 +263,13 @@ class SessionCore:
         if self.session is not None:
             self.services.audit.heartbeatLost(self.session.name, timeout)
 
-    def _leave(self, record: Callable[[str], None]) -> "Deferred[None]":
+    def _leave(
+        self, record: Callable[[str], None], reason: str = ""
+    ) -> "Deferred[None]":
         """
-        End the session: the hub tells whoever needs to know, and the audit
-        log records it through C{record} unless the session was superseded.
+        End the session: the hub tells whoever needs to know (with
+        C{reason}), and the audit log records it through C{record} unless
+        the session was superseded.
         """
         session, self.session = self.session, None
         assert session is not None
@@ -265,7 +283,7 @@ class SessionCore:
                 services.audit.privateChatClosed(session.name, departure.partner)
             services.onlineChanged()
 
-        return services.hub.detach(session).addCallback(departed)
+        return services.hub.detach(session, reason).addCallback(departed)
 
     # Chat
 
@@ -313,19 +331,19 @@ class SessionCore:
         self.services.metrics.linesRelayed += 1
         return True
 
-    def sayInRoom(self, room: str, text: str) -> None:
+    def sayInRoom(self, room: str, text: str, notice: bool = False) -> None:
         """
-        Say C{text} in the room C{room} (a folded name), which this user
-        must be in.
+        Say C{text} (a C{notice} if so) in the room C{room} (a folded name),
+        which this user must be in.
         """
         session = self.session
         assert session is not None
-        name = self.services.hub.sayInRoom(session, room, text)
+        name = self.services.hub.sayInRoom(session, room, text, notice)
         if name is None:
             self._show(RoomRefused(RoomRefusal.NOT_A_MEMBER, room))
         else:
             self.services.metrics.linesRelayed += 1
-            self.services.audit.message(session.name, text, name)
+            self.services.audit.message(session.name, described(text), name)
 
     def answer(self, accept: bool, text: str | None = None) -> "Deferred[None]":
         """
@@ -460,11 +478,11 @@ class SessionCore:
         return self.services.hub.joinRoom(session, room).addCallback(joined)
 
     def leaveRoom(
-        self, name: str | None = None, mayLeaveGeneral: bool = False
+        self, name: str | None = None, mayLeaveGeneral: bool = False, reason: str = ""
     ) -> "Deferred[None] | None":
         """
-        Leave the room C{name} (by default the current one); C{#general}
-        only if C{mayLeaveGeneral}.
+        Leave the room C{name} (by default the current one), saying
+        C{reason} to its members; C{#general} only if C{mayLeaveGeneral}.
         """
         session = self.session
         assert session is not None
@@ -489,7 +507,7 @@ class SessionCore:
             if result.current is not None:
                 self._show(InRoom(result.current, result.count))
 
-        return self.services.hub.leaveRoom(session, key).addCallback(left)
+        return self.services.hub.leaveRoom(session, key, reason).addCallback(left)
 
     def listRooms(self) -> "Deferred[None]":
         """
@@ -509,11 +527,14 @@ class SessionCore:
         if room is None:
             return None
 
-        def listed(members: tuple[str, list[str]] | None) -> None:
+        def listed(members: tuple[str, list[tuple[str, str]]] | None) -> None:
             if members is None:
                 self._show(RoomRefused(RoomRefusal.NO_SUCH_ROOM, room))
-            else:
-                self._show(RoomMembers(members[0], tuple(members[1])))
+                return
+            name, people = members
+            names = tuple(person for person, _ in people)
+            origins = tuple(origin for _, origin in people)
+            self._show(RoomMembers(name, names, origins))
 
         return self.services.hub.roomMembers(foldName(room)).addCallback(listed)
 
@@ -555,7 +576,8 @@ class SessionCore:
 
             def listed(rooms: list[str]) -> None:
                 assert status is not None
-                self._show(UserInfo(status.name, status.partner, tuple(rooms)))
+                info = UserInfo(status.name, status.partner, tuple(rooms), status.origin)
+                self._show(info)
 
             return hub.roomsOf(status.name).addCallback(listed)
 
@@ -623,13 +645,14 @@ class SessionCore:
         client = IHeartbeatClient(self._client)
         self._show(self.services.presence.track(client))
 
-    def logOut(self) -> "Deferred[None]":
+    def logOut(self, reason: str = "") -> "Deferred[None]":
         """
-        Leave the chat: L{Goodbye}, and the front-end closes the connection.
+        Leave the chat (saying C{reason}): L{Goodbye}, and the front-end
+        closes the connection.
         """
         session = self.session
         assert session is not None
         # Leave first: closing the connection ends the session otherwise.
-        leaving = self._leave(self.services.audit.loggedOut)
+        leaving = self._leave(self.services.audit.loggedOut, reason)
         self._show(Goodbye(session.name))
         return leaving

@@ -33,6 +33,64 @@ def clean(text: str) -> str:
     return _UNSAFE.sub("", _ESCAPE_SEQUENCE.sub("", text))
 
 
+# The chat's text is IRC's: plain text, but for IRC users' formatting codes
+# (bold, colour, reset, reverse, italics, underline) and their actions
+# (C{/me}, a CTCP ACTION).  Each front-end renders it for its own wire: the
+# line protocol as plain text and C{* alice waves}.
+FORMATTING = "\x02\x03\x0f\x16\x1d\x1f"
+ACTION_START = "\x01ACTION "
+ACTION_END = "\x01"
+_FORMATTING_SPLIT = re.compile(f"([{FORMATTING}])")
+# A formatting code, with a colour code's digits.
+_FORMATTING_CODE = re.compile(r"\x03(?:\d{1,2}(?:,\d{1,2})?)?|[\x02\x0f\x16\x1d\x1f]")
+
+
+def cleanFormatted(text: str) -> str:
+    """
+    L{clean} C{text}, keeping IRC's formatting codes.
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        piece if piece and piece in FORMATTING else clean(piece)
+        for piece in _FORMATTING_SPLIT.split(text)
+    )
+
+
+def action(text: str) -> str:
+    """
+    The chat's text for the action (C{/me}) C{text}.
+    """
+    return ACTION_START + text + ACTION_END
+
+
+def actionOf(text: str) -> str | None:
+    """
+    The action's own text if C{text} is an action, else L{None}.
+    """
+    if text.startswith(ACTION_START):
+        return text[len(ACTION_START) :].removesuffix(ACTION_END)
+    return None
+
+
+def plain(text: str) -> str:
+    """
+    C{text} without IRC's formatting codes.
+    """
+    if text.isprintable():
+        return text
+    return _FORMATTING_CODE.sub("", text)
+
+
+def described(text: str) -> str:
+    """
+    The chat's text as plain text, an action as C{/me waves}: for the audit
+    log and other places that show no formatting.
+    """
+    done = actionOf(text)
+    return plain(text) if done is None else "/me " + plain(done)
+
+
 def normalizeName(raw: str) -> str | None:
     """
     Return the NFKC form of C{raw} if it is a valid user name (1 to 32
@@ -51,6 +109,8 @@ def normalizeName(raw: str) -> str | None:
 
 
 GENERAL = "#general"
+# Names no user may take: the IRC front-end's service.
+RESERVED = frozenset({"chatserv"})
 
 
 def normalizeRoom(raw: str) -> str | None:

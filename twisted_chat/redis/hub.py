@@ -111,7 +111,7 @@ local function setCurrent(k, room)
     redis.call('HSET', 'tc:online', k, cjson.encode(r))
   end
 end
-local function leave(k, sid)
+local function leave(k, sid, reason)
   local rec = redis.call('HGET', 'tc:online', k)
   if not rec then return false end
   local r = cjson.decode(rec)
@@ -138,13 +138,13 @@ local function leave(k, sid)
   redis.call('HDEL', 'tc:online', k)
   redis.call('SREM', 'tc:node:' .. r.n, k)
   local quit = k .. '\\n' .. (r.o or 'line') .. '\\n' .. r.name .. '\\n'
-    .. table.concat(rooms, ' ')
+    .. table.concat(rooms, ' ') .. '\\n' .. reason
   redis.call('PUBLISH', 'tc:quit', quit)
   return {r.name, partnerName}
 end
 local function reap(node)
   for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
-    leave(k, '')
+    leave(k, '', '')
   end
   redis.call('DEL', 'tc:node:' .. node)
   redis.call('SREM', 'tc:nodes', node)
@@ -179,13 +179,14 @@ return {0, '', '', partner, {'#general', '#general'}, current}
 """
 )
 
-# ARGV: key, sid ('' for any).  Returns {name, partner name} or false if the
-# session was not the one online.
-_DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2])"
+# ARGV: key, sid ('' for any), reason.  Returns {name, partner name} or
+# false if the session was not the one online.
+_DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2], ARGV[3])"
 
 # ARGV: room, key, name, text, history ('' for none, '0' for no limit, else
-# about how many lines to keep), origin.  Keeps the line in the room's
-# stream, whose id is the line's, and publishes it.
+# about how many lines to keep), origin, kind ('s' a line, 'n' a notice).
+# Keeps the line in the room's stream, whose id is the line's, and
+# publishes it.
 _SAY = """
 local id
 local stream = 'tc:history:' .. ARGV[1]
@@ -198,8 +199,8 @@ else
   local t = redis.call('TIME')
   id = t[1] .. string.format('%03d', math.floor(t[2] / 1000)) .. '-0'
 end
-local line = 's\\n' .. ARGV[2] .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[3] .. '\\n'
-  .. id .. '\\n' .. ARGV[4]
+local line = ARGV[7] .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[3]
+  .. '\\n' .. id .. '\\n' .. ARGV[4]
 redis.call('PUBLISH', 'tc:room:' .. ARGV[1], line)
 return id
 """
@@ -260,7 +261,7 @@ return {'JOINED', display, redis.call('HLEN', 'tc:room:' .. room)}
 )
 
 # ARGV: key, room, user's name, the current room after ('' if unchanged),
-# origin.  Returns {room's name, #general's member count} or false.
+# origin, reason.  Returns {room's name, #general's member count} or false.
 _LEAVE_ROOM = (
     _PRELUDE
     + """
@@ -268,7 +269,7 @@ local k, room = ARGV[1], ARGV[2]
 local have = redis.call('HGET', 'tc:in:' .. k, room)
 if not have then return false end
 exitRoom(k, room)
-local left = 'l\\n' .. k .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[3]
+local left = 'l\\n' .. k .. '\\n' .. ARGV[5] .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[6]
 redis.call('PUBLISH', 'tc:room:' .. room, left)
 if ARGV[4] ~= '' then setCurrent(k, ARGV[4]) end
 return {have, redis.call('HLEN', 'tc:room:#general')}
@@ -290,11 +291,18 @@ end
 return out
 """
 
-# ARGV: room.  Returns {name, members' names} or false.
+# ARGV: room.  Returns {name, {member's name, origin, ...}} or false.
 _MEMBERS = """
 local name = redis.call('HGET', 'tc:rooms', ARGV[1])
 if not name then return false end
-return {name, redis.call('HVALS', 'tc:room:' .. ARGV[1])}
+local members = {}
+local all = redis.call('HGETALL', 'tc:room:' .. ARGV[1])
+for i = 1, #all, 2 do
+  local rec = redis.call('HGET', 'tc:online', all[i])
+  table.insert(members, all[i + 1])
+  table.insert(members, rec and cjson.decode(rec).o or 'line')
+end
+return {name, members}
 """
 
 # ARGV: key, an encoded notification.
@@ -418,7 +426,7 @@ _RESYNC = (
 local node = ARGV[1]
 local current = cjson.decode(ARGV[2])
 for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
-  if current[k] == nil then leave(k, '') end
+  if current[k] == nil then leave(k, '', '') end
 end
 local partners, superseded = {}, {}
 for k, v in pairs(current) do
@@ -454,7 +462,8 @@ def _entry(record: list[Any]) -> HistoryEntry:
     """
     msgid, fields = record
     values = _pairs(fields)
-    return HistoryEntry(_time(msgid), values["n"], values["x"], msgid)
+    origin = values.get("o", "line")
+    return HistoryEntry(_time(msgid), values["n"], values["x"], msgid, origin)
 
 
 def _time(msgid: str) -> float:
@@ -625,20 +634,21 @@ class RedisHub:
                 getattr(self, "_op_" + operation[0])(*operation[1:])
             return
         if channel == QUIT_CHANNEL:
-            _, origin, name, keys = message.split("\n", 3)
+            _, origin, name, keys, reason = message.split("\n", 4)
             rooms = [room for key in keys.split() if (room := self._rooms.get(key))]
             if rooms:
-                self._rooms.announceOnce(rooms, UserLeft(name, origin))
+                self._rooms.announceOnce(rooms, UserLeft(name, origin, reason))
             return
         room = self._rooms.get(channel[len("tc:room:") :])
         if room is None:
             return
         kind, key, origin, rest = message.split("\n", 3)
         own = self._sessions.get(key)
-        if kind == "s":
+        if kind in "sn":
             name, msgid, text = rest.split("\n", 2)
             room.lines += 1
-            line = ChatLine(room.name, name, text, _time(msgid), msgid, origin)
+            notice = kind == "n"
+            line = ChatLine(room.name, name, text, _time(msgid), msgid, origin, notice)
             # The sender gets no copy of its line, unless it asked for one.
             exclude = None if own is None or own.client.echoes else own.client
             room.audience.send(line, exclude)
@@ -650,7 +660,8 @@ class RedisHub:
         elif kind == "j":
             room.audience.announce(RoomJoined(rest, room.name, origin), exclude)
         elif kind == "l":
-            room.audience.announce(RoomLeft(rest, room.name, origin), exclude)
+            name, reason = rest.split("\n", 1)
+            room.audience.announce(RoomLeft(name, room.name, origin, reason), exclude)
 
     def _op_ev(self, key: str, encoded: list[Any]) -> None:
         session = self._sessions.get(key)
@@ -736,7 +747,9 @@ class RedisHub:
         result: Deferred[bool] = d.addCallback(attached)
         return result.addErrback(self._stopListening)
 
-    def detach(self, session: Session) -> "Deferred[Departure | None]":
+    def detach(
+        self, session: Session, reason: str = ""
+    ) -> "Deferred[Departure | None]":
         sid = self._sids.get(session.key, "")
         rooms = [room for key in session.rooms if (room := self._rooms.get(key))]
         if not self._forget(session):
@@ -751,15 +764,18 @@ class RedisHub:
             # Redis is away: the session is gone from this node, and the
             # resync when Redis is back takes it offline there too.
             failure.trap(HubUnavailableError)
-            self._rooms.announceOnce(rooms, UserLeft(session.name, session.origin))
+            left = UserLeft(session.name, session.origin, reason)
+            self._rooms.announceOnce(rooms, left)
             return Departure(None)
 
-        d = self.redis.script(_DETACH, session.key, sid)
+        d = self.redis.script(_DETACH, session.key, sid, reason)
         return d.addCallbacks(detached, unreachable)
 
     # Lines
 
-    def sayInRoom(self, session: Session, room: str, text: str) -> str | None:
+    def sayInRoom(
+        self, session: Session, room: str, text: str, notice: bool = False
+    ) -> str | None:
         target = self._rooms.get(room)
         if target is None or room not in session.rooms:
             return None
@@ -767,7 +783,8 @@ class RedisHub:
             # Redis is away: the users of this node still hear each other.
             now, msgid = self._ids.next()
             target.lines += 1
-            line = ChatLine(target.name, session.name, text, now, msgid, session.origin)
+            origin = session.origin
+            line = ChatLine(target.name, session.name, text, now, msgid, origin, notice)
             client = session.client
             target.audience.send(line, None if client.echoes else client)
             return target.name
@@ -779,6 +796,7 @@ class RedisHub:
             text,
             self._history,
             session.origin,
+            "n" if notice else "s",
         )
         d.addErrback(session.client.failed)
         return target.name
@@ -879,7 +897,9 @@ class RedisHub:
         result: Deferred[Joined] = d.addCallback(joined)
         return result.addErrback(self._stopListening)
 
-    def leaveRoom(self, session: Session, room: str) -> "Deferred[Left | None]":
+    def leaveRoom(
+        self, session: Session, room: str, reason: str = ""
+    ) -> "Deferred[Left | None]":
         if room not in session.rooms:
             return succeed(None)
         wasCurrent = session.current == room
@@ -909,6 +929,7 @@ class RedisHub:
             session.name,
             GENERAL_KEY if fallback else "",
             session.origin,
+            reason,
         )
         return d.addCallback(left)
 
@@ -929,12 +950,15 @@ class RedisHub:
         d = self.redis.call("hgetall", f"tc:in:{foldName(name)}")
         return d.addCallback(listed)
 
-    def roomMembers(self, room: str) -> "Deferred[tuple[str, list[str]] | None]":
-        def listed(reply: Any) -> tuple[str, list[str]] | None:
+    def roomMembers(
+        self, room: str
+    ) -> "Deferred[tuple[str, list[tuple[str, str]]] | None]":
+        def listed(reply: Any) -> tuple[str, list[tuple[str, str]]] | None:
             if not reply:
                 return None
-            name, members = reply
-            return str(name), sorted(members, key=foldName)
+            name, flat = reply
+            members = sorted(_pairs(flat).items(), key=lambda m: foldName(m[0]))
+            return str(name), members
 
         return self.redis.script(_MEMBERS, room).addCallback(listed)
 
@@ -949,14 +973,19 @@ class RedisHub:
     def online(self) -> "Deferred[list[UserStatus]]":
         def parsed(reply: list[list[str]]) -> list[UserStatus]:
             records, partnerList = reply
-            names = {
-                records[i]: json.loads(records[i + 1])["name"]
-                for i in range(0, len(records), 2)
+            online = {
+                key: json.loads(record) for key, record in _pairs(records).items()
             }
             partners = _pairs(partnerList)
             return [
-                UserStatus(names[key], names.get(partners.get(key, "")))
-                for key in sorted(names)
+                UserStatus(
+                    online[key]["name"],
+                    online[partners[key]]["name"]
+                    if partners.get(key) in online
+                    else None,
+                    online[key].get("o", "line"),
+                )
+                for key in sorted(online)
             ]
 
         return self.redis.script(_ONLINE).addCallback(parsed)

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS lines (
     time REAL NOT NULL,
     msgid TEXT NOT NULL,
     sender TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'line'
 );
 CREATE INDEX IF NOT EXISTS lines_by_time ON lines (room, time);
 """
@@ -107,7 +108,7 @@ def _prepare(connection: sqlite3.Connection) -> None:
     connection.commit()
 
 
-_COLUMNS = "SELECT time, sender, text, msgid FROM lines WHERE room = ?"
+_COLUMNS = "SELECT time, sender, text, msgid, origin FROM lines WHERE room = ?"
 
 
 def _bound(
@@ -317,8 +318,7 @@ class SQLiteHistory:
 
         def read(transaction: Any) -> list[HistoryEntry]:
             transaction.execute(
-                "SELECT time, sender, text, msgid FROM lines WHERE room = ?"
-                " ORDER BY time DESC, id DESC LIMIT ?",
+                _COLUMNS + " ORDER BY time DESC, id DESC LIMIT ?",
                 (room, count),
             )
             return [HistoryEntry(*row) for row in reversed(transaction.fetchall())]
@@ -367,14 +367,14 @@ class SQLiteHistory:
 
     def _write(self, batch: list[tuple[str, HistoryEntry]]) -> None:
         rows = [
-            (room, entry.time, entry.msgid, entry.sender, entry.text)
+            (room, entry.time, entry.msgid, entry.sender, entry.text, entry.origin)
             for room, entry in batch
         ]
 
         def insert(transaction: Any) -> None:
             transaction.executemany(
-                "INSERT INTO lines (room, time, msgid, sender, text)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO lines (room, time, msgid, sender, text, origin)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
 

@@ -60,6 +60,7 @@ from ...core.events import (
     UserStatus,
 )
 from ...core.hub import Broadcast, IRenderer
+from ...core.text import actionOf, plain
 from . import messages
 
 _REQUEST_REPLIES = {
@@ -139,13 +140,37 @@ def _searchLines(event: SearchResults) -> list[str]:
     return lines
 
 
+def said(name: str, text: str, room: str | None = None) -> str:
+    """
+    The line that shows C{name}'s C{text} (the chat's text: an action reads
+    C{* alice waves}, IRC formatting is left out), from C{room} if that is
+    not the client's current room.
+    """
+    done = actionOf(text)
+    if done is None:
+        text = plain(text)
+        if room is None:
+            return messages.CHAT_LINE.format(name=name, text=text)
+        return messages.ROOM_LINE.format(room=room, name=name, text=text)
+    if room is None:
+        return messages.ACTION_LINE.format(name=name, text=plain(done))
+    return messages.ROOM_ACTION_LINE.format(room=room, name=name, text=plain(done))
+
+
 def _historyLines(event: History) -> list[str]:
     lines = [messages.HISTORY_START.format(room=event.room, count=len(event.entries))]
     for entry in event.entries:
         when = time.strftime(messages.HISTORY_TIME, time.localtime(entry.time))
-        lines.append(
-            messages.HISTORY_LINE.format(time=when, name=entry.sender, text=entry.text)
-        )
+        done = actionOf(entry.text)
+        if done is None:
+            line = messages.HISTORY_LINE.format(
+                time=when, name=entry.sender, text=plain(entry.text)
+            )
+        else:
+            line = messages.HISTORY_ACTION_LINE.format(
+                time=when, name=entry.sender, text=plain(done)
+            )
+        lines.append(line)
     lines.append(messages.HISTORY_END)
     return lines
 
@@ -159,7 +184,7 @@ def lines(event: Event) -> list[str]:
         return [fixed]
     match event:
         case ChatLine(_, sender, text) | PrivateLine(sender, text):
-            return [messages.CHAT_LINE.format(name=sender, text=text)]
+            return [said(sender, text)]
         case UserJoined(name):
             return [messages.JOINED.format(name=name)]
         case UserLeft(name):
@@ -251,13 +276,8 @@ class LineRenderer:
 
     def render(self, event: Broadcast, current: bool) -> bytes:
         if type(event) is ChatLine:
-            if current:
-                text = messages.CHAT_LINE.format(name=event.sender, text=event.text)
-            else:
-                text = messages.ROOM_LINE.format(
-                    room=event.room, name=event.sender, text=event.text
-                )
-            return encodeLine(text)
+            room = None if current else event.room
+            return encodeLine(said(event.sender, event.text, room))
         return b"".join(encodeLine(line) for line in lines(event))
 
 
