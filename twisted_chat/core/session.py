@@ -576,8 +576,8 @@ class SessionCore:
 
             def listed(rooms: list[str]) -> None:
                 assert status is not None
-                info = UserInfo(status.name, status.partner, tuple(rooms), status.origin)
-                self._show(info)
+                partner, origin = status.partner, status.origin
+                self._show(UserInfo(status.name, partner, tuple(rooms), origin))
 
             return hub.roomsOf(status.name).addCallback(listed)
 
