@@ -17,6 +17,7 @@ from twisted.logger import LogLevel, formatEventAsClassicLogText, globalLogPubli
 from twisted.python.failure import Failure
 
 from twisted_chat import tap
+from twisted_chat.frontends.irc.protocol import IRCFactory
 
 TIMEOUT = 5.0
 PROMPTS = ("Username: ", "Password: ")
@@ -235,6 +236,18 @@ class Server:
     @property
     def port(self) -> int:
         return self.service.listeners[0].port.getHost().port
+
+    @property
+    def ircPort(self) -> int:
+        """
+        The port of the first IRC listener.
+        """
+        irc = [
+            listener
+            for listener in self.service.listeners
+            if isinstance(listener.factory, IRCFactory)
+        ]
+        return irc[0].port.getHost().port
 
     @property
     def udpPort(self) -> int:

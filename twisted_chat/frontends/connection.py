@@ -10,7 +10,7 @@ lines.
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import (
@@ -191,8 +191,9 @@ class StreamConnection(Protocol):
     transport: StreamTransport  # type: ignore[assignment]
     # Whether the client gets its own room lines back.
     echoes = False
-    # Set to what the session core tells, by subclasses.
-    renderer: ClassVar[Any]
+    # Set to what the session core tells, by subclasses (per class, or per
+    # connection where capabilities choose it, as on IRC).
+    renderer: Any
 
     def __init__(self, connections: Connections, limitKey: str | None) -> None:
         self.connections = connections
@@ -499,9 +500,17 @@ class StreamConnection(Protocol):
         d.addBoth(lambda _: self._resumeAfterAnswer(reason))
 
     def _resumeAfterAnswer(self, reason: str) -> None:
-        if self.core.session is None and self.connected:
+        if self.loginPending() and self.connected:
             self._startLoginTimer()
         self.resumeFrom(reason)
+
+    def loginPending(self) -> bool:
+        """
+        Whether the login clock still runs for this connection: until its
+        user is logged in (a front-end may end its login later, as IRC's
+        registration does after a SASL login).
+        """
+        return self.core.session is None
 
     def mayTakeInput(self) -> bool:
         """
