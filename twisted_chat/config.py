@@ -13,6 +13,13 @@ class ServerConfig:
     """
 
     listen: tuple[str, ...] = ("tcp:1234",)
+    ircListen: tuple[str, ...] = ()
+    ircServerName: str = "twisted-chat.local"
+    # The web front-end: its listeners (none: off), the page origins allowed
+    # to open its WebSocket (none: the page's own), and /metrics.
+    webListen: tuple[str, ...] = ()
+    webOrigins: tuple[str, ...] = ()
+    metrics: bool = True
     users: str = "users.json"
     hub: str | None = None
     hubTTL: float = 10.0

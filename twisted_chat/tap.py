@@ -3,8 +3,11 @@ C{twistd chat}: the command-line options and the service they build.
 """
 
 import os
+import re
 import resource
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from twisted.application.internet import UDPServer
 from twisted.application.service import MultiService
@@ -19,7 +22,12 @@ from .core.hub import IHub
 from .core.localhub import LocalHub
 from .core.services import ChatServices
 from .frontends.connection import Connections
+from .frontends.irc.protocol import IRCFactory
+from .frontends.irc.render import KIND as IRC_KIND
 from .frontends.line.protocol import LineFactory
+from .frontends.line.render import LINE_RENDERER
+from .frontends.web.render import WEB_RENDERER
+from .frontends.web.site import makeSite
 from .presence import PresenceTracker
 from .redis.accounts import RedisAccountStore
 from .redis.connection import RedisAddress
@@ -31,6 +39,7 @@ from .stores.passwords import PasswordHashing, shareOneArena
 
 DEFAULTS = ServerConfig()
 NO_HISTORY = "none"
+_SERVER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 log = Logger()
 
 
@@ -180,6 +189,13 @@ class Options(usage.Options):
             _positive,
         ],
         [
+            "irc-server-name",
+            None,
+            None,
+            "The IRC server name (with a dot; default: this host's name if it"
+            f" has one, else {DEFAULTS.ircServerName}).",
+        ],
+        [
             "heartbeat-timeout",
             None,
             DEFAULTS.heartbeatTimeout,
@@ -197,11 +213,15 @@ class Options(usage.Options):
             None,
             "Apply the per-address limits to loopback connections too.",
         ],
+        ["no-metrics", None, "Serve no /metrics on the web listeners."],
     ]
 
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["listen"] = []
+        self["irc-listen"] = []
+        self["web-listen"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -209,9 +229,44 @@ class Options(usage.Options):
         """  # noqa: E501
         self["listen"].append(description)
 
+    def opt_web_listen(self, description: str) -> None:
+        """
+        A Twisted server endpoint for the web page, its WebSocket and /metrics, such as tcp:8080 (repeatable; default: none).
+        """  # noqa: E501
+        self["web-listen"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """
+        A page origin allowed to open the WebSocket, such as https://chat.example.org behind a proxy (repeatable; default: the page's own host).
+        """  # noqa: E501
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise usage.UsageError(
+                f"--web-origin: {origin!r} is not an origin like https://host:port"
+            )
+        self["web-origin"].append(f"{parts.scheme}://{parts.netloc.lower()}")
+
+    def opt_irc_listen(self, description: str) -> None:
+        """
+        A Twisted server endpoint for IRC clients, such as tcp:6667 or ssl:6697:privateKey=key.pem:certKey=cert.pem (repeatable; default none).
+        """  # noqa: E501
+        self["irc-listen"].append(description)
+
     def postOptions(self) -> None:
         if not self["listen"]:
             self["listen"] = list(DEFAULTS.listen)
+        if self["irc-server-name"] is None:
+            self["irc-server-name"] = defaultServerName()
+        elif not validServerName(self["irc-server-name"]):
+            raise usage.UsageError(
+                "--irc-server-name: a host name with a dot, such as irc.example.org"
+            )
         if self["hub"] is not None:
             try:
                 RedisAddress.fromURL(self["hub"])
@@ -224,6 +279,8 @@ class Options(usage.Options):
         """
         return ServerConfig(
             listen=tuple(self["listen"]),
+            ircListen=tuple(self["irc-listen"]),
+            ircServerName=self["irc-server-name"],
             users=self["users"],
             hub=self["hub"],
             hubTTL=self["hub-ttl"],
@@ -234,8 +291,27 @@ class Options(usage.Options):
             heartbeatInterval=self["heartbeat-interval"],
             heartbeatTimeout=self["heartbeat-timeout"],
             exemptLoopback=not self["no-exempt-loopback"],
+            webListen=tuple(self["web-listen"]),
+            webOrigins=tuple(self["web-origin"]),
+            metrics=not self["no-metrics"],
             **{field: self[option] for option, field, _, _ in LIMITS},
         )
+
+
+def validServerName(name: str) -> bool:
+    """
+    Whether C{name} may be the IRC server name: a host name with a dot
+    (clients tell servers from nicks by it).
+    """
+    return "." in name and _SERVER_NAME.fullmatch(name) is not None
+
+
+def defaultServerName() -> str:
+    """
+    This host's fully qualified name if it has a dot, else the default.
+    """
+    name = socket.getfqdn()
+    return name if validServerName(name) else DEFAULTS.ircServerName
 
 
 def raiseOpenFilesLimit(connections: int) -> None:
@@ -323,6 +399,21 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         MultiService.addService(
             service, ListenerService(description, lineFactory, reactor)
         )
+    ircFactory = IRCFactory(connections, config.ircServerName)
+    for description in config.ircListen:
+        MultiService.addService(
+            service, ListenerService(description, ircFactory, reactor)
+        )
+    if config.webListen:
+        frontends = (LINE_RENDERER.kind, IRC_KIND, WEB_RENDERER.kind)
+        kinds = frontends if config.metrics else None
+        site = makeSite(connections, config.webOrigins, kinds)
+        for description in config.webListen:
+            # ListenerService is typed for ServerFactory[_ProtoWithFactory],
+            # an invariant parameter the Site (of HTTP channels) does not
+            # match, though any server factory works.
+            listener = ListenerService(description, site, reactor)  # type: ignore[arg-type]
+            MultiService.addService(service, listener)
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
     MultiService.addService(service, udp)
     return service

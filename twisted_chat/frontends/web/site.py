@@ -1,0 +1,89 @@
+"""
+The web listener's site: the page at C{/} (with its script and style), the
+chat's WebSocket at C{/ws} and the node's metrics at C{/metrics}.
+"""
+
+from collections.abc import Iterable
+from importlib.resources import files
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.web.iweb import IRequest
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Site
+
+from ..connection import Connections
+from .metrics import MetricsPage, metricsRegistry
+from .protocol import ChatWebSocketFactory
+
+# The page's files (package data), and their types.
+ASSETS = {
+    b"": ("index.html", "text/html; charset=utf-8"),
+    b"chat.js": ("chat.js", "text/javascript; charset=utf-8"),
+    b"chat.css": ("chat.css", "text/css; charset=utf-8"),
+}
+
+# Only the page's own script and style run, and the page talks to its own
+# server only: even a line that slipped through as markup could run nothing.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self';"
+    " style-src 'self'; connect-src 'self'; img-src 'self' data:;"
+    " base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-cache",
+}
+
+
+class Root(Resource):
+    """
+    The site's root: its children, and a plain 404 for any other path.
+    """
+
+    def getChild(self, path: bytes, request: IRequest) -> IResource:
+        return notFound()
+
+
+class Asset(Resource):
+    """
+    One file of the page, read once at start.
+    """
+
+    isLeaf = True
+
+    def __init__(self, body: bytes, contentType: str) -> None:
+        Resource.__init__(self)
+        self.body = body
+        self.contentType = contentType
+
+    def render_GET(self, request: IRequest) -> bytes:
+        request.setHeader("content-type", self.contentType)
+        for name, value in SECURITY_HEADERS.items():
+            request.setHeader(name, value)
+        return self.body
+
+
+def makeSite(
+    connections: Connections,
+    origins: Iterable[str] = (),
+    metricsKinds: Iterable[str] | None = None,
+) -> Site:
+    """
+    The site of the web listeners of one node: its WebSocket chats join
+    C{connections}, pages from C{origins} (by default, the page's own) may
+    open them, and C{/metrics} lists the sessions of the front-end kinds
+    C{metricsKinds} (L{None}: no C{/metrics}).
+    """
+    static = files(__package__) / "static"
+    root = Root()  # type: ignore[no-untyped-call]  # Twisted leaves it unannotated.
+    for path, (name, contentType) in ASSETS.items():
+        root.putChild(path, Asset((static / name).read_bytes(), contentType))
+    factory = ChatWebSocketFactory(connections, origins)
+    # autobahn leaves the constructor unannotated.
+    root.putChild(b"ws", WebSocketResource(factory))  # type: ignore[no-untyped-call]
+    if metricsKinds is not None:
+        registry = metricsRegistry(connections, metricsKinds)
+        root.putChild(b"metrics", MetricsPage(registry))
+    site = Site(root, reactor=connections.clock)
+    site.displayTracebacks = False
+    return site
