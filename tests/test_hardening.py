@@ -64,6 +64,14 @@ class TCPLikeTransport(StringTransportWithDisconnection):
     """
 
     bufferSize = 65536
+    # Twisted's TCP transport keeps what it holds in these (read by the
+    # server to size its send queue); here it is all in C{buffered}.
+    dataBuffer = b""
+    offset = 0
+
+    @property
+    def _tempDataLen(self) -> int:
+        return self.buffered
 
     def __init__(self, clock: Clock, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -1100,3 +1108,36 @@ def test_invisible_and_bidi_names_refused(name: str) -> None:
     client.line(name, "pw")
     assert chat.store.accounts == accounts
     assert chat.store.calls == []
+
+
+def test_sendq_burst_past_the_limit_at_once_is_dropped(
+    logged: list[LogEvent],
+) -> None:
+    """
+    When a single write fills a client's transport far past --max-sendq-bytes,
+    the server counts what the transport holds and drops the client, though
+    nothing more is written to it.
+    """
+    chat = Chat(maxSendqBytes=65536)
+    bob = chat.login("bob", tcpLike=True)
+    bob.protocol.deliver(b"x" * 200_000)
+    bob.protocol.flush()
+    assert bob.transport.buffered >= 200_000
+    chat.clock.advance(0)
+    chat.clock.advance(0)
+    assert bob.closed
+    assert count(logged, "SendQ exceeded") == 1
+
+
+def test_sendq_burst_under_the_limit_kept() -> None:
+    """
+    When a single write fills a client's transport past the soft mark but
+    under --max-sendq-bytes, the server keeps the client.
+    """
+    chat = Chat(maxSendqBytes=262144)
+    bob = chat.login("bob", tcpLike=True)
+    bob.protocol.deliver(b"x" * 100_000)
+    bob.protocol.flush()
+    chat.clock.advance(0)
+    chat.clock.advance(0)
+    assert not bob.closed

@@ -176,6 +176,7 @@ class StreamConnection(Protocol):
         "_outgoing",
         "_pauseReasons",
         "_sendqPaused",
+        "_sendqTransport",
         "_sendqVerdict",
         "_sentWhilePaused",
         "_socket",
@@ -206,6 +207,7 @@ class StreamConnection(Protocol):
         self._loginTimeLeft = 0.0
         self._sendqPaused = False
         self._sentWhilePaused = 0
+        self._sendqTransport: Any = None
         self._sendqVerdict: IDelayedCall | None = None
         self._outgoing: list[bytes] = []
         self._flushPlanned = False
@@ -389,13 +391,19 @@ class StreamConnection(Protocol):
         """
         if self._sendqPaused:
             self._sentWhilePaused += size
-            limit = self.config.maxSendqBytes
-            if (
-                limit
-                and self.config.sendqSoftBytes + self._sentWhilePaused > limit
-                and self._sendqVerdict is None
-            ):
-                self._sendqVerdict = self.clock.callLater(0, self._sendQueueVerdict, 2)
+            self._checkSendQueue()
+
+    def _checkSendQueue(self) -> None:
+        """
+        Look at the send queue in a moment if it is past the limit.
+        """
+        limit = self.config.maxSendqBytes
+        if (
+            limit
+            and self.config.sendqSoftBytes + self._sentWhilePaused > limit
+            and self._sendqVerdict is None
+        ):
+            self._sendqVerdict = self.clock.callLater(0, self._sendQueueVerdict, 2)
 
     def _watchSendQueue(self, softLimit: int) -> None:
         """
@@ -414,7 +422,8 @@ class StreamConnection(Protocol):
         # pauses its producer while the handshake is pending (input would
         # stop and the handshake never finish), and does not close on
         # loseConnection while a producer is registered with it.
-        (transport or self.transport).registerProducer(_SendQueueWatch(self), True)
+        self._sendqTransport = transport or self.transport
+        self._sendqTransport.registerProducer(_SendQueueWatch(self), True)
 
     def sendQueuePaused(self) -> None:
         # The transport calls this again on every write while its buffer is
@@ -422,8 +431,12 @@ class StreamConnection(Protocol):
         if self._sendqPaused:
             return
         self._sendqPaused = True
-        self._sentWhilePaused = 0
+        # Count from what the transport holds: the write that filled it may
+        # have been a burst far past the soft limit.
+        held = _buffered(self._sendqTransport) or 0
+        self._sentWhilePaused = max(0, held - self.config.sendqSoftBytes)
         self.pauseFor("sendq")
+        self._checkSendQueue()
 
     def sendQueueDrained(self) -> None:
         self._sendqPaused = False
@@ -657,22 +670,29 @@ class LineConnection(StreamConnection):
             self.lineLengthExceeded(rest)
 
 
+def _buffered(transport: Any) -> int | None:
+    """
+    How many bytes a TCP transport holds that the socket has not taken,
+    read from the buffer of Twisted's
+    L{twisted.internet.abstract.FileDescriptor}; L{None} for a transport
+    without one (TLS, tests).
+    """
+    try:
+        held: int = len(transport.dataBuffer) - transport.offset
+        unwritten: int = transport._tempDataLen
+    except AttributeError:
+        return None
+    return held + unwritten
+
+
 def _transportIdle(transport: Any) -> bool:
     """
     Whether a TCP transport has nothing buffered to send, so that writing
-    to its socket directly keeps the order of the bytes.  This reads the
-    buffer of Twisted's L{twisted.internet.abstract.FileDescriptor}; a
-    transport without one (TLS, tests) is never idle, and is written to
-    through its C{write} only.
+    to its socket directly keeps the order of the bytes; a transport whose
+    buffer cannot be read is never idle, and is written to through its
+    C{write} only.
     """
-    try:
-        return bool(
-            not transport._tempDataLen
-            and transport.offset == len(transport.dataBuffer)
-            and not transport.disconnecting
-        )
-    except AttributeError:
-        return False
+    return _buffered(transport) == 0 and not transport.disconnecting
 
 
 def enableKeepAlive(transport: object) -> None:
