@@ -10,8 +10,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IReactorTime
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -29,7 +28,7 @@ class ListenerService(Service):
     log = Logger()
 
     def __init__(
-        self, description: str, factory: ServerFactory, reactor: object
+        self, description: str, factory: IProtocolFactory, reactor: object
     ) -> None:
         self.description = description
         self.factory = factory

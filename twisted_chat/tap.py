@@ -412,7 +412,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             # ListenerService is typed for ServerFactory[_ProtoWithFactory],
             # an invariant parameter the Site (of HTTP channels) does not
             # match, though any server factory works.
-            listener = ListenerService(description, site, reactor)  # type: ignore[arg-type]
+            listener = ListenerService(description, site, reactor)
             MultiService.addService(service, listener)
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
     MultiService.addService(service, udp)
