@@ -5,6 +5,7 @@
 #
 #   bash bench/ab.sh facd7cd HEAD            # or any git revisions; WORK = the tree
 #   RATES="500 2000" REPEAT=3 bash bench/ab.sh main WORK
+#   bash bench/ab.sh WORK miniircd           # beside a peer (miniircd, from the venv)
 #
 # Each revision is exported (git archive) to $OUT/src-<rev> and run with that
 # directory first on PYTHONPATH, from the bench venv ($VENV, as in run.sh);
@@ -54,7 +55,9 @@ trap stop_server EXIT
 REVS=("$@")
 SOURCES=()
 for rev in "$@"; do
-  if [ "$rev" = WORK ]; then
+  if [ "$rev" = miniircd ]; then
+    SOURCES+=("")
+  elif [ "$rev" = WORK ]; then
     SOURCES+=("$ROOT")
   else
     dir="$OUT/src-$(git -C "$ROOT" rev-parse --short "$rev")"
@@ -76,12 +79,19 @@ for round in $(seq "$REPEAT"); do
       mkdir -p "$dir"
       cp "$OUT/users.json" "$dir/users.json"
       PORT=$((PORT + 1))
-      # shellcheck disable=SC2086
-      (cd "$dir" && PYTHONPATH="$src" exec taskset -c "$SERVER_CPU" "$VENV/bin/twistd" -n \
-        --pidfile= --logfile="$dir/twistd.log" chat \
-        --listen "tcp:$PORT:interface=127.0.0.1:backlog=1024" --users "$dir/users.json" \
-        --audit-log "$dir/server.log" $LIMITS $CHAT_ARGS ${!extra_var:-} \
-        >"$dir/stdout.log" 2>&1) &
+      proto=chat
+      if [ "$rev" = miniircd ]; then
+        proto=irc
+        (cd "$dir" && exec taskset -c "$SERVER_CPU" "$VENV/bin/miniircd" --listen 127.0.0.1 \
+          --ports "$PORT" --setuid root >"$dir/stdout.log" 2>&1) &
+      else
+        # shellcheck disable=SC2086
+        (cd "$dir" && PYTHONPATH="$src" exec taskset -c "$SERVER_CPU" "$VENV/bin/twistd" -n \
+          --pidfile= --logfile="$dir/twistd.log" chat \
+          --listen "tcp:$PORT:interface=127.0.0.1:backlog=1024" --users "$dir/users.json" \
+          --audit-log "$dir/server.log" $LIMITS $CHAT_ARGS ${!extra_var:-} \
+          >"$dir/stdout.log" 2>&1) &
+      fi
       SERVER_PID=$!
       if ! "$PY" "$BENCH/loadgen.py" waitport --port "$PORT" --timeout 30 >/dev/null; then
         log "$rev did not start; see $dir"
@@ -90,7 +100,7 @@ for round in $(seq "$REPEAT"); do
       fi
       log "round $round rate $rate: $rev"
       timeout 300 taskset -c "$GEN_CPU" "$PY" "$BENCH/loadgen.py" \
-        --json "$OUT/$round-$rate-$((i + 1)).json" fanout --proto chat --label "$rev" \
+        --json "$OUT/$round-$rate-$((i + 1)).json" fanout --proto "$proto" --label "$rev" \
         --port "$PORT" --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
         --observers "$OBSERVERS" --rate "$rate" --duration "$DURATION" --prefix f \
         --connect-concurrency 16 $LOADGEN_ARGS >/dev/null 2>>"$OUT/loadgen.stderr" ||

@@ -51,6 +51,11 @@ KERNEL_SEND_BUFFER = 65536
 # after another would otherwise cost every client a write per arrival.
 NOTICE_INTERVAL = 0.2
 
+# Polls of the reactor a client's output may wait for after the pass that
+# queued it, while each poll brings more input (the first is always waited
+# for; it returns at once when nothing is there to read).
+EXTRA_POLLS = 4
+
 # Probe a silent peer after 60 s, every 10 s, 5 times: a dead peer is reaped
 # in about two minutes instead of the kernel's default two hours.
 KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5))
@@ -58,11 +63,66 @@ KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT"
 _NO_REASONS: frozenset[str] = frozenset()
 
 
+class Coalescer:
+    """
+    The connections with output queued, written together after the pass of
+    the reactor that queued the first of them and one more poll, and after
+    up to L{EXTRA_POLLS} polls while each one brought input: lines that
+    arrive close together (several senders' bursts) then share one write
+    per client instead of costing one each.  A lone line waits for one poll
+    with nothing to read, which returns at once.  Each client's queue keeps
+    its order; only when it is written changes.
+
+    @ivar inputs: how many reads of input the connections have had; the
+        connections add to it, and an unchanged count says a poll brought
+        nothing.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime | None,
+        handle: Callable[[list["StreamConnection"]], None],
+        extraPolls: int = EXTRA_POLLS,
+    ) -> None:
+        self._clock = clock
+        self._handle = handle
+        self._extraPolls = extraPolls
+        self._items: list[StreamConnection] = []
+        self._seen = 0
+        self.inputs = 0
+
+    def add(self, item: "StreamConnection") -> None:
+        """
+        Write C{item}'s queue with the others, soon.
+        """
+        clock = self._clock
+        if clock is None:
+            self._handle([item])
+            return
+        if not self._items:
+            self._seen = self.inputs
+            clock.callLater(0, self._poll, self._extraPolls)
+        self._items.append(item)
+
+    def _poll(self, left: int) -> None:
+        """
+        A poll has passed since the last look: wait for one more if it
+        brought input (or if it is the first), else write.
+        """
+        if left and (left == self._extraPolls or self.inputs != self._seen):
+            self._seen = self.inputs
+            assert self._clock is not None
+            self._clock.callLater(0, self._poll, left - 1)
+            return
+        items, self._items = self._items, []
+        self._handle(items)
+
+
 class Connections:
     """
     The open connections of every front-end of one node, and what they
-    share: the connection limits, the end-of-pass write batches, and a way
-    to wait until all are closed.
+    share: the connection limits, the write batches, and a way to wait until
+    all are closed.
 
     @ivar open: every open connection, logged in or not.
     """
@@ -84,12 +144,12 @@ class Connections:
         )
         self._newConnections = RateLimiter(config.maxNewConnectionsPerIp, 60.0)
         self._allClosed: list[Deferred[None]] = []
-        # Have a connection write its queued output at the end of this pass
-        # of the reactor (given as batchWrites; without it, at once), so
-        # that a client gets everything sent to it in one pass in one write.
-        self.flushSoon: Callable[[StreamConnection], None] = PassBatch(
-            batchWrites, self._flushAll
-        ).add
+        # Have a connection write its queued output a few polls of the
+        # reactor (given as batchWrites; without it, at once) after it was
+        # queued, so that a client gets the lines of several passes in one
+        # write.
+        self.writes = Coalescer(batchWrites, self._flushAll)
+        self.flushSoon: Callable[[StreamConnection], None] = self.writes.add
         # The same for a connection that has only notices queued, at most
         # every NOTICE_INTERVAL seconds.
         self.flushLater: Callable[[StreamConnection], None] = PassBatch(
@@ -611,6 +671,7 @@ class LineConnection(StreamConnection):
         self.notify(LineTooLong(self.maxLength))
 
     def dataReceived(self, data: bytes) -> None:
+        self.connections.writes.inputs += 1
         if self._discarding:
             end = data.find(b"\n")
             if end < 0:
