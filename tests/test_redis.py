@@ -32,7 +32,7 @@ from twisted.internet.task import deferLater
 
 from twisted_chat.core.hub import HubUnavailableError, Session
 from twisted_chat.frontends.line.render import LINE_RENDERER
-from twisted_chat.redis.connection import RedisAddress
+from twisted_chat.redis.address import RedisAddress
 from twisted_chat.redis.hub import RedisHub
 
 GENERAL_CHANNEL = "tc:room:#general"

@@ -106,7 +106,13 @@ class Twistd:
     A C{twistd -n chat} process and its files.
     """
 
-    def __init__(self, directory: Path, *extra: str, wait: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *extra: str,
+        wait: bool = True,
+        twistdOptions: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
         self.log = directory / "twistd.log"
         self.auditLog = directory / "server.log"
@@ -115,6 +121,7 @@ class Twistd:
         self.process = subprocess.Popen(
             [
                 *twistdCommand(),
+                *twistdOptions,
                 "-n",
                 "--pidfile=",
                 "--logfile",
@@ -317,3 +324,29 @@ def test_twistd_refuses_corrupt_history(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert (tmp_path / "history.sqlite3").read_bytes() == garbage
+
+
+@pytest.mark.parametrize(
+    ("options", "reactor"),
+    [
+        ((), "twisted_chat.reactor.ChatReactor"),
+        (("--reactor=poll",), "twisted.internet.pollreactor.PollReactor"),
+    ],
+)
+def test_twistd_reactor(tmp_path: Path, options: tuple[str, ...], reactor: str) -> None:
+    """
+    When twistd -n chat starts, the server runs on its own epoll reactor,
+    unless --reactor names another, which it then runs on.
+    """
+    server = Twistd(tmp_path, twistdOptions=options)
+    client = LineSocket(server.port)
+    try:
+        client.login("alice", "secret")
+        client.send("@WHO")
+        client.expect("Online users: alice")
+    finally:
+        client.close()
+        server.process.send_signal(signal.SIGTERM)
+        server.assertCleanExit()
+        server.stop()
+    assert f"reactor class: {reactor}" in server.log.read_text("utf-8")

@@ -14,7 +14,8 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from .redis.accounts import RedisAccountStore
-from .redis.connection import RedisAddress, RedisConnection
+from .redis.address import RedisAddress
+from .redis.connection import RedisConnection
 from .stores.accounts import AccountFile, AccountFileError
 from .stores.passwords import PasswordHashing
 

@@ -29,9 +29,8 @@ from .frontends.line.render import LINE_RENDERER
 from .frontends.web.render import WEB_RENDERER
 from .frontends.web.site import makeSite
 from .presence import PresenceTracker
-from .redis.accounts import RedisAccountStore
-from .redis.connection import RedisAddress
-from .redis.hub import RedisHub
+from .reactor import installIfFree
+from .redis.address import RedisAddress
 from .service import ChatService, ListenerService
 from .stores.accounts import AccountFileError, JsonAccountStore
 from .stores.history import HistoryFileError, SQLiteHistory
@@ -272,6 +271,9 @@ class Options(usage.Options):
                 RedisAddress.fromURL(self["hub"])
             except ValueError as e:
                 raise usage.UsageError(f"--hub: {e}") from None
+        # twistd installs a reactor before this only when --reactor asks for
+        # one; else the chat runs on its own.
+        installIfFree()
 
     def config(self) -> ServerConfig:
         """
@@ -369,6 +371,11 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         if history is not None:
             history.start()
     else:
+        # Imported here: the Redis client installs a reactor when imported,
+        # and by now twistd chat has chosen its own (reactor.installIfFree).
+        from .redis.accounts import RedisAccountStore
+        from .redis.hub import RedisHub
+
         redisHub = RedisHub(
             reactor,
             RedisAddress.fromURL(config.hub),

@@ -10,9 +10,7 @@ TLS verifies the server's certificate, and C{redis://} URLs are parsed here.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import txredisapi
 from twisted.internet.defer import Deferred, fail, gatherResults
@@ -23,47 +21,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..core.hub import HubUnavailableError
+from .address import RedisAddress
 
 REPLY_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
 # Longest wait between reconnection attempts (txredisapi's default is 10 s).
 MAX_RECONNECT_DELAY = 3.0
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """
-    Where Redis is, from a C{redis://} or C{rediss://} (TLS) URL.
-    """
-
-    host: str = "localhost"
-    port: int = 6379
-    db: int = 0
-    password: str | None = None
-    username: str | None = None
-    tls: bool = False
-
-    @classmethod
-    def fromURL(cls, url: str) -> "RedisAddress":
-        """
-        Parse C{redis://[[user]:password@]host[:port][/db]}.
-
-        @raise ValueError: if C{url} is not such a URL.
-        """
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
-        path = parts.path.strip("/")
-        if path and not path.isdigit():
-            raise ValueError(f"{url!r}: the database must be a number")
-        return cls(
-            host=parts.hostname or "localhost",
-            port=parts.port or 6379,
-            db=int(path or 0),
-            password=unquote(parts.password) if parts.password else None,
-            username=unquote(parts.username) if parts.username else None,
-            tls=parts.scheme == "rediss",
-        )
 
 
 class _InlineParsing:

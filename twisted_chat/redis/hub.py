@@ -64,7 +64,8 @@ from ..core.hub import (
 )
 from ..core.rooms import LocalRooms, MessageIds, Room
 from ..core.text import GENERAL, foldName
-from .connection import MAX_RECONNECT_DELAY, RedisAddress, RedisConnection
+from .address import RedisAddress
+from .connection import MAX_RECONNECT_DELAY, RedisConnection
 
 ROOM_CHANNEL = "tc:room:{room}"
 QUIT_CHANNEL = "tc:quit"
