@@ -10,16 +10,23 @@ from collections.abc import Iterator
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 
 from twisted_chat.config import ServerConfig
+from twisted_chat.core.events import HistoryEntry
 from twisted_chat.core.localhub import LocalHub
 from twisted_chat.frontends.connection import Connections
 from twisted_chat.frontends.irc.parser import Message, parseMessage
 from twisted_chat.frontends.irc.protocol import IRCFactory, IRCProtocol
 from twisted_chat.frontends.line.protocol import LineFactory, LineProtocol
-from twisted_chat.testing import MemoryAccountStore, connect, makeServices
+from twisted_chat.testing import (
+    MemoryAccountStore,
+    MemoryHistory,
+    connect,
+    makeServices,
+)
 
 SERVER = "irc.test"
 LOG_IN = (
@@ -75,15 +82,20 @@ class IRCClient:
 class Chat:
     """
     A chat with an IRC factory and a line factory on one hub, a fake clock
-    and accounts alice, bob, carol (password C{pw}).
+    and accounts alice, bob, carol (password C{pw}), keeping its history in
+    C{history} if given.
     """
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig | None = None, history: MemoryHistory | None = None
+    ) -> None:
         self.clock = Clock()
         self.store = MemoryAccountStore(
             {name: "pw" for name in ["alice", "bob", "carol"]}
         )
-        self.services, self.audit = makeServices(self.clock, self.store, config)
+        self.services, self.audit = makeServices(
+            self.clock, self.store, config, history
+        )
         self.connections = Connections(self.services)
         self.irc = IRCFactory(self.connections, SERVER)
         self.line = LineFactory(self.connections)
@@ -95,11 +107,17 @@ class Chat:
         assert isinstance(hub, LocalHub)
         return hub
 
-    def connect(self) -> IRCClient:
-        return IRCClient(self.irc, next(self.ports))
+    def connect(self, irc: IRCFactory | None = None) -> IRCClient:
+        return IRCClient(irc or self.irc, next(self.ports))
 
-    def ircUser(self, name: str, password: str = "pw", *capabilities: str) -> IRCClient:
-        client = self.connect()
+    def ircUser(
+        self,
+        name: str,
+        password: str = "pw",
+        *capabilities: str,
+        irc: IRCFactory | None = None,
+    ) -> IRCClient:
+        client = self.connect(irc)
         if capabilities:
             client.send("CAP LS 302", "CAP REQ :" + " ".join(capabilities), "CAP END")
         client.send(f"PASS {password}", f"NICK {name}", f"USER {name} 0 * :Real {name}")
@@ -242,6 +260,44 @@ class TestRegistration:
         client.send("NICK alice", "USER a 0 * :A", "PASS pw")
         assert "001" in client.commands()
 
+    def test_service_name_reserved(self, chat: Chat) -> None:
+        """
+        When anyone tries to take the service's name (a NICK in any case,
+        SASL, C{PASS ChatServ:pw}, or a line user's login), the server
+        refuses it, so no user is shown to IRC users as ChatServ.
+        """
+        client = chat.connect()
+        client.send("NICK CHATSERV")
+        assert client.raw() == [
+            ":irc.test 432 * CHATSERV :Erroneous nickname: the name is reserved"
+        ]
+        sasl = chat.connect()
+        sasl.send("CAP LS 302", "CAP REQ :sasl", "NICK alice", "USER a 0 * :A")
+        sasl.send("AUTHENTICATE PLAIN", "AUTHENTICATE " + plain("ChatServ", "pw"))
+        assert sasl.commands()[-1] == "904"
+        account = chat.connect()
+        account.send("PASS ChatServ:pw", "NICK alice", "USER a 0 * :A")
+        assert account.commands() == ["464", "ERROR"]
+        protocol, transport = connect(chat.line, port=next(chat.ports))
+        protocol.dataReceived(b"ChatServ\n")
+        assert b"Login success!" not in transport.value()
+        assert "chatserv" not in chat.store.accounts
+
+    def test_no_history_replay(self) -> None:
+        """
+        When an IRC user logs in to a chat that replays history at login,
+        the burst has no history and the history is not even read: IRC
+        clients ask for it with CHATHISTORY.
+        """
+        history = CountingHistory()
+        chat = Chat(ServerConfig(historyOnLogin=10), history)
+        line, _ = chat.lineUser("bob")
+        says(line, "before alice")
+        assert history.reads == 1  # the line user's replay
+        client = chat.ircUser("alice")
+        assert [m.command for m in client.burst] == BURST
+        assert history.reads == 1
+
     def test_before_registration(self, chat: Chat) -> None:
         """
         When a client sends a command before registration, the server answers
@@ -263,6 +319,20 @@ class TestRegistration:
         client = chat.ircUser("alice")
         client.send("USER a 0 * :A", "PASS x")
         assert client.commands() == ["462", "462"]
+
+
+class CountingHistory(MemoryHistory):
+    """
+    Memory history that counts the reads of a room's latest lines.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def latest(self, room: str, count: int) -> "Deferred[list[HistoryEntry]]":
+        self.reads += 1
+        return super().latest(room, count)
 
 
 class TestCap:
@@ -498,19 +568,27 @@ class TestChannels:
 
     def test_part(self, chat: Chat) -> None:
         """
-        When an IRC user parts a room, it and the members see the PART; a
-        room it is not in gets 442, no room 403; leaving #general is allowed.
+        When an IRC user parts a room with a reason, it and the IRC members
+        see the PART with the reason and line members the line protocol's
+        notice; a room it is not in gets 442, no room 403; leaving #general
+        is allowed.
         """
         alice = chat.ircUser("alice")
         bob = chat.ircUser("bob")
+        _, transport = chat.lineUser("carol")
         alice.take()
+        bob.take()
         alice.send("PART #general :bye now")
         assert alice.raw() == [":alice!~alice@irc.irc.test PART #general :bye now"]
-        assert bob.raw() == [":alice!~alice@irc.irc.test PART #general"]
+        assert bob.raw() == [":alice!~alice@irc.irc.test PART #general :bye now"]
+        assert lineText(transport) == ["* alice left #general."]
         alice.send("PART #general", "PART #nowhere", "PART x")
         assert alice.commands() == ["442", "403", "403"]
         alice.send("JOIN #general")
         assert alice.commands() == ["JOIN", "353", "366"]
+        bob.take()
+        alice.send("PART #general")
+        assert bob.raw() == [":alice!~alice@irc.irc.test PART #general"]
 
     def test_names(self, chat: Chat) -> None:
         """
@@ -609,21 +687,44 @@ class TestChannels:
     def test_action_and_formatting(self, chat: Chat) -> None:
         """
         When an IRC user sends /me and formatting, IRC users get the action
-        back, line users read C{alice > * waves} with no control characters.
+        and the formatting as sent (other controls removed), line users read
+        C{* alice waves} and the text without formatting, and the audit log
+        C{/me waves}.
         """
         alice = chat.ircUser("alice")
         bob = chat.ircUser("bob")
         _, transport = chat.lineUser("carol")
         alice.take()
         bob.take()
-        alice.send("PRIVMSG #general :\x01ACTION waves\x01")
-        alice.send("PRIVMSG #general :\x02bold\x02 \x1b[31mred\u202e")
+        alice.send("PRIVMSG #general :\x01ACTION waves \x02hi\x02\x01")
+        alice.send("PRIVMSG #general :\x02bold\x02 \x0304,01red\x03 \x1b[31mx\u202e")
         alice.send("PRIVMSG #general :\x01VERSION\x01")
         assert bob.raw() == [
-            ":alice!~alice@irc.irc.test PRIVMSG #general :\x01ACTION waves\x01",
-            ":alice!~alice@irc.irc.test PRIVMSG #general :bold red",
+            ":alice!~alice@irc.irc.test PRIVMSG #general"
+            " :\x01ACTION waves \x02hi\x02\x01",
+            ":alice!~alice@irc.irc.test PRIVMSG #general"
+            " :\x02bold\x02 \x0304,01red\x03 x",
         ]
-        assert lineText(transport) == ["alice > * waves", "alice > bold red"]
+        assert lineText(transport) == ["* alice waves hi", "alice > bold red x"]
+        assert "Received message from alice: /me waves hi" in chat.audit.lines
+
+    def test_notice(self, chat: Chat) -> None:
+        """
+        When an IRC user sends a NOTICE to a room, IRC members get a NOTICE
+        (its sender too, with echo-message) and line members a normal line.
+        """
+        alice = chat.ircUser("alice", "pw", "echo-message")
+        bob = chat.ircUser("bob")
+        _, transport = chat.lineUser("carol")
+        alice.take()
+        bob.take()
+        alice.send("NOTICE #general :build \x02passed\x02")
+        notice = ":alice!~alice@irc.irc.test NOTICE #general :build \x02passed\x02"
+        assert bob.raw() == [notice]
+        assert alice.raw() == [notice]
+        assert lineText(transport) == ["alice > build passed"]
+        alice.send("PRIVMSG #general :and a line")
+        assert bob.raw() == [":alice!~alice@irc.irc.test PRIVMSG #general :and a line"]
 
     def test_long_line_split(self, chat: Chat) -> None:
         """
@@ -654,8 +755,23 @@ class TestChannels:
         bob.send("QUIT :off to bed")
         assert bob.raw() == ["ERROR :Closing link (Quit: off to bed)"]
         assert bob.closed
-        assert alice.raw() == [":bob!~bob@irc.irc.test QUIT :Quit: left the chat"]
+        assert alice.raw() == [":bob!~bob@irc.irc.test QUIT :Quit: off to bed"]
         assert "bob logged out." in chat.audit.lines
+
+    def test_quit_without_reason(self, chat: Chat) -> None:
+        """
+        When an IRC user quits saying nothing, IRC members see the default
+        QUIT reason and line members the line protocol's notice.
+        """
+        alice = chat.ircUser("alice")
+        bob = chat.ircUser("bob")
+        _, transport = chat.lineUser("carol")
+        alice.take()
+        bob.take()
+        bob.send("QUIT")
+        assert bob.raw() == ["ERROR :Closing link"]
+        assert alice.raw() == [":bob!~bob@irc.irc.test QUIT :Quit: left the chat"]
+        assert lineText(transport) == ["* bob left the chat."]
 
     def test_quit_before_registration(self, chat: Chat) -> None:
         """
@@ -717,6 +833,53 @@ class TestUsers:
             ),
             ("312", ("ChatServ", SERVER, "twisted-chat")),
             ("318", ("chatserv", "End of /WHOIS list")),
+        ]
+
+    def test_hostmasks_from_the_core(self, chat: Chat) -> None:
+        """
+        When IRC users came in through another IRC listener (as through
+        another node) and this listener never saw them, NAMES, WHO, WHOIS
+        and USERHOST still show their IRC hostmasks, which the core gives.
+        """
+        other = IRCFactory(chat.connections, SERVER)
+        chat.ircUser("bob", irc=other)
+        chat.lineUser("carol")
+        alice = chat.ircUser("alice", "pw", "userhost-in-names")
+        alice.take()
+        alice.send("NAMES #general", "WHO #general", "WHO b*")
+        alice.send("WHOIS bob", "USERHOST bob carol")
+        assert [(m.command, m.params[1:]) for m in alice.take()] == [
+            (
+                "353",
+                (
+                    "=",
+                    "#general",
+                    "alice!~alice@irc.irc.test bob!~bob@irc.irc.test"
+                    " carol!carol@line.irc.test",
+                ),
+            ),
+            ("366", ("#general", "End of /NAMES list")),
+            (
+                "352",
+                (
+                    *("#general", "~alice", "irc.irc.test", SERVER, "alice", "H"),
+                    "0 Real alice",
+                ),
+            ),
+            ("352", ("#general", "~bob", "irc.irc.test", SERVER, "bob", "H", "0 bob")),
+            (
+                "352",
+                ("#general", "carol", "line.irc.test", SERVER, "carol", "H", "0 carol"),
+            ),
+            ("315", ("#general", "End of WHO list")),
+            ("352", ("*", "~bob", "irc.irc.test", SERVER, "bob", "H", "0 bob")),
+            ("315", ("b*", "End of WHO list")),
+            ("311", ("bob", "~bob", "irc.irc.test", "*", "bob")),
+            ("312", ("bob", SERVER, "twisted-chat")),
+            ("319", ("bob", "#general")),
+            ("330", ("bob", "bob", "is logged in as")),
+            ("318", ("bob", "End of /WHOIS list")),
+            ("302", ("bob=+~bob@irc.irc.test carol=+carol@line.irc.test",)),
         ]
 
     def test_user_modes(self, chat: Chat) -> None:
@@ -855,6 +1018,32 @@ class TestConsent:
         carol.take()
         alice.send("PRIVMSG carol :between us")
         assert carol.raw() == [":alice!~alice@irc.irc.test PRIVMSG carol :between us"]
+
+    def test_private_action(self, chat: Chat) -> None:
+        """
+        When IRC users in a private chat send /me and formatting, the IRC
+        partner (and the sender, with echo-message) gets them as sent and a
+        line partner reads C{* alice waves} in plain text.
+        """
+        alice = chat.ircUser("alice", "pw", "echo-message")
+        bob = chat.ircUser("bob")
+        line, transport = chat.lineUser("carol")
+        alice.send("PRIVMSG bob :hi")
+        bob.send("PRIVMSG ChatServ :y")
+        alice.take()
+        bob.take()
+        alice.send("PRIVMSG bob :\x01ACTION waves \x1dslowly\x1d\x01")
+        action = "PRIVMSG bob :\x01ACTION waves \x1dslowly\x1d\x01"
+        assert bob.raw() == [":alice!~alice@irc.irc.test " + action]
+        assert alice.raw() == [":alice!~alice@irc.irc.test " + action]
+        bob.send("PRIVMSG ChatServ :EXIT PM")
+        alice.take()
+        says(line, "@PM bob")
+        bob.send("PRIVMSG ChatServ :y")
+        lineText(transport)
+        bob.take()
+        bob.send("PRIVMSG carol :\x01ACTION nods \x02hard\x02\x01")
+        assert lineText(transport) == ["* bob nods hard"]
 
     def test_dropped_and_unknown(self, chat: Chat) -> None:
         """
@@ -1000,6 +1189,26 @@ class TestTags:
         assert first.protocol.renderer is second.protocol.renderer
         assert third.protocol.renderer is not first.protocol.renderer
         assert len(chat.irc.renderers) == 4
+
+    def test_chathistory_origins_and_text(self) -> None:
+        """
+        When a room's history has lines of IRC and line users, CHATHISTORY
+        gives each its sender's own hostmask and the text as said: actions
+        and formatting kept.
+        """
+        chat = Chat(history=MemoryHistory())
+        bob = chat.ircUser("bob")
+        line, _ = chat.lineUser("carol")
+        bob.send("PRIVMSG #general :\x01ACTION waves\x01", "NOTICE #general :\x02b\x02")
+        says(line, "plain")
+        alice = chat.ircUser("alice", "pw", "batch")
+        alice.take()
+        alice.send("CHATHISTORY LATEST #general * 10")
+        assert alice.raw()[1:-1] == [
+            "@batch=h1 :bob!~bob@irc.irc.test PRIVMSG #general :\x01ACTION waves\x01",
+            "@batch=h1 :bob!~bob@irc.irc.test PRIVMSG #general :\x02b\x02",
+            "@batch=h1 :carol!carol@line.irc.test PRIVMSG #general :plain",
+        ]
 
     def test_chathistory_without_history(self, chat: Chat) -> None:
         """

@@ -300,7 +300,8 @@ class Weechat:
 def test_weechat_joins_and_chats(twistd: Twistd, tmp_path: Path) -> None:
     """
     When weechat connects with SASL PLAIN, the server logs it in, joins it
-    to #general, shows it a line user's text, and relays its answer.
+    to #general, shows it a line user's text, and relays its answer and its
+    /me (which the line user reads as C{* wuser waves}).
     """
     clientRequired()
     weechat = Weechat(tmp_path / "weechat", ircPort(twistd), "wuser", "w;p$ss")
@@ -314,6 +315,8 @@ def test_weechat_joins_and_chats(twistd: Twistd, tmp_path: Path) -> None:
         weechat.waitLog("irc.t1.#general", r"^\S+ \S+\tbob\thello weechat$")
         weechat.command("hello bob", buffer="irc.t1.#general")
         line.expect("wuser > hello bob")
+        weechat.command("/me waves", buffer="irc.t1.#general")
+        line.expect("* wuser waves")
     finally:
         weechat.stop()
         line.close()
@@ -352,3 +355,41 @@ async def test_irc_and_line_users_on_two_nodes(
         await alice.expect(":bob!bob@line.irc.test PRIVMSG alice :only you")
         alice.send("PRIVMSG bob :only you too", end="\r\n")
         await bob.expect("alice > only you too")
+
+
+@pytest_twisted.ensureDeferred
+async def test_irc_users_on_two_nodes(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    When IRC users on two nodes share #general through the Redis hub, each
+    is shown to the other with its IRC hostmask (in NAMES too), and the
+    other gets its actions and formatting as sent, its NOTICEs as NOTICEs
+    and its PART and QUIT reasons.
+    """
+    from test_redis import nodes
+
+    async with nodes(tmp_path, redis, 2, *IRC) as (a, b):
+        alice = await ircLogin(a, "alice", "userhost-in-names")
+        bob = await ircLogin(b, "bob")
+        mask = ":bob!~bob@irc.irc.test"
+        await alice.expect(f"{mask} JOIN #general")
+        alice.send("NAMES #general", end="\r\n")
+        await alice.expect(
+            ":irc.test 353 alice = #general"
+            " :alice!~alice@irc.irc.test bob!~bob@irc.irc.test",
+            ":irc.test 366 alice #general :End of /NAMES list",
+        )
+        bob.send(
+            "PRIVMSG #general :\x01ACTION waves \x02hi\x02\x01",
+            "NOTICE #general :heads up",
+            "PART #general :brb",
+            "JOIN #general",
+            "QUIT :off to bed",
+            end="\r\n",
+        )
+        await alice.expect(
+            f"{mask} PRIVMSG #general :\x01ACTION waves \x02hi\x02\x01",
+            f"{mask} NOTICE #general :heads up",
+            f"{mask} PART #general :brb",
+            f"{mask} JOIN #general",
+            f"{mask} QUIT :Quit: off to bed",
+        )

@@ -19,13 +19,7 @@ from twisted_chat.frontends.irc.parser import (
     unescapeTag,
 )
 from twisted_chat.frontends.irc.protocol import parseReference
-from twisted_chat.frontends.irc.text import (
-    clientText,
-    fromCore,
-    keepFormatting,
-    splitText,
-    toCore,
-)
+from twisted_chat.frontends.irc.text import clientText, splitText, toCore
 
 
 class TestParse:
@@ -125,7 +119,10 @@ class TestText:
         controls and bidi overrides, the server keeps only the formatting.
         """
         raw = "\x02bold\x02 \x0304red\x03 \x1b[2Jx\x07y\u202ez\x1d\x1f\x16\x0f"
-        assert keepFormatting(raw) == "\x02bold\x02 \x0304red\x03 xyz\x1d\x1f\x16\x0f"
+        assert clientText(raw) == (
+            "\x02bold\x02 \x0304red\x03 xyz\x1d\x1f\x16\x0f",
+            False,
+        )
 
     def test_action(self) -> None:
         """
@@ -142,14 +139,11 @@ class TestText:
 
     def test_core_text(self) -> None:
         """
-        When an IRC user's text goes to the core, formatting (colour digits
-        included) is dropped and an action reads C{* waves}; IRC recipients
-        get an IRC user's action back as an action.
+        When an IRC user's text goes to the core, it stays IRC's: formatting
+        (colour digits included) is kept and an action is a CTCP ACTION.
         """
-        assert toCore("\x02b\x02 \x0312,04c\x03", False) == "b c"
-        assert toCore("waves", True) == "* waves"
-        assert fromCore("* waves", "irc") == "\x01ACTION waves\x01"
-        assert fromCore("* waves", "line") == "* waves"
+        assert toCore("\x02b\x02 \x0312,04c\x03", False) == "\x02b\x02 \x0312,04c\x03"
+        assert toCore("waves \x02hi\x02", True) == "\x01ACTION waves \x02hi\x02\x01"
 
     def test_split_spaces(self) -> None:
         """

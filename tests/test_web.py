@@ -84,6 +84,7 @@ from twisted_chat.core.events import (
 )
 from twisted_chat.core.history import Around, HistoryQuery
 from twisted_chat.frontends.connection import Connections
+from twisted_chat.frontends.irc.protocol import IRCFactory, IRCProtocol
 from twisted_chat.frontends.line.protocol import LineFactory, LineProtocol
 from twisted_chat.frontends.web import messages
 from twisted_chat.frontends.web.protocol import ChatWebSocket, WebConnection
@@ -244,6 +245,87 @@ class TestRender:
                             "time": "1970-01-01T00:00:00.000Z",
                             "from": "bob",
                             "text": "old",
+                        }
+                    ],
+                },
+            ),
+            (
+                ChatLine(
+                    "#general",
+                    "bob",
+                    "\x01ACTION waves \x02hi\x02\x01",
+                    0.0,
+                    "0-1",
+                    "irc",
+                ),
+                {
+                    "type": "line",
+                    "room": "#general",
+                    "from": "bob",
+                    "text": "waves hi",
+                    "action": True,
+                    "time": "1970-01-01T00:00:00.000Z",
+                    "id": "0-1",
+                    "origin": "irc",
+                },
+            ),
+            (
+                ChatLine(
+                    "#general", "bob", "\x0304,01red\x03 alert", 0.0, "0-2", "irc", True
+                ),
+                {
+                    "type": "line",
+                    "room": "#general",
+                    "from": "bob",
+                    "text": "red alert",
+                    "time": "1970-01-01T00:00:00.000Z",
+                    "id": "0-2",
+                    "origin": "irc",
+                    "notice": True,
+                },
+            ),
+            (
+                PrivateLine("bob", "\x01ACTION \x1dwaves\x1d\x01", "irc"),
+                {"type": "private", "from": "bob", "text": "waves", "action": True},
+            ),
+            (
+                UserLeft("bob", "irc", "off to bed"),
+                {
+                    "type": "offline",
+                    "name": "bob",
+                    "origin": "irc",
+                    "reason": "off to bed",
+                },
+            ),
+            (
+                RoomLeft("bob", "#python", "irc", "bye"),
+                {
+                    "type": "left",
+                    "room": "#python",
+                    "name": "bob",
+                    "origin": "irc",
+                    "reason": "bye",
+                },
+            ),
+            (
+                RoomLeft("bob", "#python"),
+                {"type": "left", "room": "#python", "name": "bob", "origin": "line"},
+            ),
+            (
+                History(
+                    "#general",
+                    (HistoryEntry(0.0, "bob", "\x01ACTION waves\x01", "0-0", "irc"),),
+                ),
+                {
+                    "type": "history",
+                    "room": "#general",
+                    "lines": [
+                        {
+                            "id": "0-0",
+                            "time": "1970-01-01T00:00:00.000Z",
+                            "from": "bob",
+                            "text": "waves",
+                            "action": True,
                         }
                     ],
                 },
@@ -894,6 +976,103 @@ class TestChat:
         alice.send(type="password", old="pw", new="new pw")
         assert alice.takeOne() == {"type": "password_changed"}
         assert chat.store.accounts["alice"] == ("alice", "new pw")
+
+
+class IRC:
+    """
+    An IRC user on the same connections, logged in.
+    """
+
+    def __init__(self, chat: WebChat, name: str) -> None:
+        protocol = IRCFactory(chat.connections, "irc.test").buildProtocol(None)
+        assert isinstance(protocol, IRCProtocol)
+        self.protocol = protocol
+        self.transport = StringTransportWithDisconnection(
+            hostAddress=None, peerAddress=IPv4Address("TCP", "192.0.2.8", 40000)
+        )
+        self.transport.protocol = protocol
+        protocol.makeConnection(self.transport)  # type: ignore[no-untyped-call]
+        self.send("PASS pw", f"NICK {name}", f"USER {name} 0 * :{name}")
+        assert f" 001 {name} " in self.take()[0]
+
+    def send(self, *lines: str) -> None:
+        self.protocol.dataReceived("".join(line + "\r\n" for line in lines).encode())
+
+    def take(self) -> list[str]:
+        value = self.transport.value().decode()
+        self.transport.clear()
+        return [line for line in value.split("\r\n") if line]
+
+
+class TestBesideIRC:
+    def test_richText(self, chat: WebChat) -> None:
+        """
+        When an IRC user sends /me, formatting and a NOTICE, the web user gets
+        the plain text, with C{action} and C{notice} set; the web user's line
+        reaches IRC from its own hostmask.
+        """
+        alice = chat.login("alice")
+        bob = IRC(chat, "bob")
+        alice.take()
+        bob.send("PRIVMSG #general :\x01ACTION waves \x02hi\x02\x01")
+        bob.send("PRIVMSG #general :\x0304red\x03 and \x1fplain\x1f")
+        bob.send("NOTICE #general :build passed")
+        lines = alice.take()
+        assert [
+            {key: line[key] for key in ("text", "action", "notice") if key in line}
+            for line in lines
+        ] == [
+            {"text": "waves hi", "action": True},
+            {"text": "red and plain"},
+            {"text": "build passed", "notice": True},
+        ]
+        assert {line["origin"] for line in lines} == {"irc"}
+        alice.send(type="say", room="#general", text="hello bob")
+        assert bob.take() == [":alice!alice@web.irc.test PRIVMSG #general :hello bob"]
+
+    def test_privateAction(self, chat: WebChat) -> None:
+        """
+        When an IRC partner sends /me in a private chat, the web user gets its
+        plain text with C{action} set.
+        """
+        alice = chat.login("alice")
+        bob = IRC(chat, "bob")
+        bob.send("PRIVMSG alice :may I?")
+        alice.take()
+        alice.send(type="answer", accept=True)
+        alice.take()
+        bob.send("PRIVMSG alice :\x01ACTION \x02waves\x02\x01")
+        assert alice.takeOne() == {
+            "type": "private",
+            "from": "bob",
+            "text": "waves",
+            "action": True,
+        }
+
+    def test_reasons(self, chat: WebChat) -> None:
+        """
+        When an IRC user parts a room and quits with reasons, the web user gets
+        them in C{left} and C{offline}; without one there is no C{reason}.
+        """
+        alice = chat.login("alice")
+        bob = IRC(chat, "bob")
+        carol = IRC(chat, "carol")
+        alice.send(type="join", room="#python")
+        bob.send("JOIN #python")
+        alice.take()
+        bob.send("PART #python :too quiet", "QUIT :off to bed")
+        carol.send("QUIT")
+        assert alice.take() == [
+            {
+                "type": "left",
+                "room": "#python",
+                "name": "bob",
+                "origin": "irc",
+                "reason": "too quiet",
+            },
+            {"type": "offline", "name": "bob", "origin": "irc", "reason": "off to bed"},
+            {"type": "offline", "name": "carol", "origin": "irc"},
+        ]
 
 
 class TestPrivate:

@@ -18,6 +18,8 @@ from test_twistd import STARTUP_TIMEOUT, LineSocket, Twistd
 
 CHROMIUM = "/usr/bin/chromium"
 WEB = "tcp:port=0:interface=127.0.0.1"
+# Spelled apart from WEB and the line listener, to find its port in the log.
+IRC = "tcp:interface=127.0.0.1:port=0"
 # Short: an action that cannot happen fails in seconds, not in Playwright's 30.
 ACTION_TIMEOUT = 5000
 RECONNECT_TIMEOUT = 30000
@@ -51,19 +53,24 @@ class WebServer:
 
     def __init__(self, directory: Path, *extra: str, web: str = WEB) -> None:
         self.twistd = Twistd(directory, "--web-listen", web, *extra)
-        self.port = self._webPort(web)
+        self.port = self.listening(web)
         self.url = f"http://127.0.0.1:{self.port}/"
         self.lines: list[LineSocket] = []
 
-    def _webPort(self, web: str) -> int:
-        listening = re.compile(rf"Listening on {re.escape(web)}: 127\.0\.0\.1:(\d+)")
+    def listening(self, description: str) -> int:
+        """
+        The port of the listener C{description}, once the log says it listens.
+        """
+        listening = re.compile(
+            rf"Listening on {re.escape(description)}: 127\.0\.0\.1:(\d+)"
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             match = listening.search(self.twistd.log.read_text("utf-8", "replace"))
             if match:
                 return int(match.group(1))
             time.sleep(0.05)
-        raise AssertionError(f"no web listener:\n{self.twistd.describe()}")
+        raise AssertionError(f"no {description} listener:\n{self.twistd.describe()}")
 
     def line(self, name: str) -> LineSocket:
         """
@@ -72,6 +79,18 @@ class WebServer:
         user = LineSocket(self.twistd.port)
         self.lines.append(user)
         user.login(name, "secret")
+        return user
+
+    def irc(self, name: str) -> LineSocket:
+        """
+        An IRC user, registered as C{name} (the server needs C{--irc-listen
+        IRC}), with the names of #general read.
+        """
+        user = LineSocket(self.listening(IRC))
+        self.lines.append(user)
+        user.send("PASS secret", f"NICK {name}", f"USER {name} 0 * :{name}")
+        while f" 366 {name} #general " not in user.next():
+            pass
         return user
 
     def restart(self, *extra: str) -> None:
@@ -85,7 +104,7 @@ class WebServer:
         self.twistd.log.rename(self.twistd.directory / "twistd-before.log")
         web = f"tcp:{self.port}:interface=127.0.0.1"
         self.twistd = Twistd(self.twistd.directory, "--web-listen", web, *extra)
-        self._webPort(web)
+        self.listening(web)
 
     def stop(self) -> None:
         for user in self.lines:
@@ -258,6 +277,40 @@ def test_private_chat(server: WebServer, web: WebPage, tmp_path: Path) -> None:
     assert web.line("anyone here?").count() == 0
     missed.get_by_role("button", name="Show them").click()
     expect(web.line("anyone here?")).to_be_visible()
+
+
+def test_irc_rich_text(tmp_path: Path, browser: "Browser") -> None:
+    """
+    When an IRC user sends /me, formatting and a NOTICE, then parts and quits with
+    reasons, the page shows '* bob waves', the text without formatting, the notice
+    marked, and each reason.
+    """
+    server = WebServer(tmp_path, "--irc-listen", IRC)
+    context = browser.new_context(viewport={"width": 1100, "height": 720})
+    try:
+        web = WebPage(context.new_page(), server)
+        web.login("alice")
+        bob = server.irc("bob")
+        page = web.page
+        expect(page.locator("#lines .system").last).to_have_text("bob joined the chat.")
+        bob.send(
+            "PRIVMSG #general :\x01ACTION waves\x01",
+            "PRIVMSG #general :\x02bold\x02 \x0304move\x03",
+            "NOTICE #general :heads up",
+        )
+        action = page.locator("#lines .line.action")
+        expect(action.locator(".from")).to_have_text("* bob")
+        expect(action.locator(".text")).to_have_text("waves")
+        expect(web.line("bold move")).to_be_visible()
+        expect(page.locator("#lines .line.notice .text")).to_have_text("heads up")
+        bob.send("PART #general :brb", "JOIN #general", "QUIT :off to bed")
+        system = page.locator("#lines .system")
+        expect(system.filter(has_text="bob left #general (brb).")).to_be_visible()
+        expect(system.last).to_have_text("bob left the chat (off to bed).")
+        web.check()
+    finally:
+        context.close()
+        server.stop()
 
 
 def test_rooms_and_history(tmp_path: Path, browser: "Browser") -> None:

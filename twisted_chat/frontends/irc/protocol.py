@@ -66,14 +66,14 @@ from ...core.events import (
 )
 from ...core.history import Around, HistoryQuery, Reference
 from ...core.session import HISTORY_MAX
-from ...core.text import foldName, normalizeRoom
+from ...core.text import RESERVED, foldName, normalizeRoom
 from ..connection import Connections, LineConnection
 from ..line.render import lines as contract
 from . import caps, numerics
 from .parser import MAX_LINE, LineTooLongError, Message, parseMessage
-from .render import IRCRenderer, OriginBook, renderers, serviceMask, userAndHost
+from .render import KIND, IRCRenderer, renderers, serviceMask, userAndHost
 from .sasl import MECHANISM, PlainExchange, Step
-from .text import clientText, fromCore, toCore
+from .text import clientText, toCore
 
 CoreCall = Callable[[], "Deferred[None] | None"]
 """
@@ -243,7 +243,7 @@ class IRCProtocol(LineConnection):
 
     @property
     def mask(self) -> str:
-        return self.renderer.mask(self.me, "irc")
+        return self.renderer.mask(self.me, KIND)
 
     def loginPending(self) -> bool:
         return not self._registered
@@ -324,11 +324,9 @@ class IRCProtocol(LineConnection):
         server = self.irc.server
         match event:
             case PrivateLine(sender, text, origin):
-                self.irc.origins.seen(sender, origin)
                 self._partner = sender
-                body = fromCore(text, origin)
                 mask = self.renderer.mask(sender, origin)
-                self.send(self.renderer.text("PRIVMSG", mask, self.me, body))
+                self.send(self.renderer.text("PRIVMSG", mask, self.me, text))
                 return
             case PrivateRequest(requester):
                 self._askedBy = requester
@@ -500,14 +498,14 @@ class IRCProtocol(LineConnection):
             return None
         name = self.core.checkName(raw)
         if name is None:
-            text = numerics.ERRONEOUS_NICKNAME
-        elif foldName(name) == SERVICE_KEY:
-            text = numerics.RESERVED_NICKNAME
-        else:
-            self._nick = name
-            return self._register()
-        self.numeric(numerics.ERR_ERRONEUSNICKNAME, raw, text)
-        return None
+            reserved = foldName(raw) in RESERVED
+            text = (
+                numerics.RESERVED_NICKNAME if reserved else numerics.ERRONEOUS_NICKNAME
+            )
+            self.numeric(numerics.ERR_ERRONEUSNICKNAME, raw, text)
+            return None
+        self._nick = name
+        return self._register()
 
     def cmd_USER(self, message: Message) -> "Deferred[None] | None":
         if self._registered:
@@ -534,7 +532,7 @@ class IRCProtocol(LineConnection):
             return None
         account, colon, rest = password.partition(":")
         name = self.core.checkName(account) if colon and rest else None
-        if name is not None and foldName(name) != SERVICE_KEY:
+        if name is not None:
             return name, rest
         return self._nick, password
 
@@ -563,26 +561,22 @@ class IRCProtocol(LineConnection):
             return None
         self._password = None
         self._reply = self._passwordReply
-        d = self.core.logIn(*credentials)
+        d = self.core.logIn(*credentials, replay=False)
         return d.addCallback(lambda _: self._register())
-
-    def _loggedIn(self, event: LoggedIn) -> None:
-        self._account = event.name
-        self.irc.origins.seen(event.name, "irc")
 
     def _passwordReply(self, event: Event) -> None:
         """
         The outcome of the login by server password.
         """
         if type(event) is LoggedIn:
-            self._loggedIn(event)
+            self._account = event.name
         elif type(event) is LoginRefused:
             if event.reason is Refusal.TOO_MANY_REGISTRATIONS:
                 self.error(contract(event)[0])
             else:
                 self.numeric(numerics.ERR_PASSWDMISMATCH, numerics.PASSWORD_INCORRECT)
                 self.error(numerics.ERROR_WRONG_PASSWORD)
-        # A login's history replay and current room: IRC shows neither.
+        # A takeover's current room: the burst shows every channel instead.
 
     def cmd_AUTHENTICATE(self, message: Message) -> "Deferred[None] | None":
         if self._registered or self.core.session is not None:
@@ -610,11 +604,11 @@ class IRCProtocol(LineConnection):
             self.numeric(numerics.ERR_SASLABORTED, numerics.SASL_ABORTED)
         elif step is Step.TOO_LONG:
             self.numeric(numerics.ERR_SASLTOOLONG, numerics.SASL_TOO_LONG)
-        elif name is None or foldName(name) == SERVICE_KEY or credentials is None:
+        elif name is None or credentials is None:
             self.numeric(numerics.ERR_SASLFAIL, numerics.SASL_FAILED)
         else:
             self._reply = self._saslReply
-            d = self.core.logIn(name, credentials.password)
+            d = self.core.logIn(name, credentials.password, replay=False)
             return d.addCallback(lambda _: self._register())
         return None
 
@@ -623,8 +617,7 @@ class IRCProtocol(LineConnection):
         The outcome of a SASL login.
         """
         if type(event) is LoggedIn:
-            self._loggedIn(event)
-            account = event.name
+            account = self._account = event.name
             self.numeric(
                 numerics.RPL_LOGGEDIN,
                 self.mask,
@@ -712,7 +705,7 @@ class IRCProtocol(LineConnection):
         if self.core.session is None:
             self.error(text)
             return None
-        return self._expect(quit, self.core.logOut)
+        return self._expect(quit, lambda: self.core.logOut(reason))
 
     # Channels
 
@@ -770,18 +763,22 @@ class IRCProtocol(LineConnection):
     def _names(self, room: str) -> "Deferred[None] | None":
         def listed(event: Event) -> None:
             if type(event) is RoomMembers:
-                self._namesReply(event.room, event.names)
+                self._namesReply(event)
             else:
                 self.numeric(numerics.RPL_ENDOFNAMES, room, numerics.END_OF_NAMES)
 
         return self._expect(listed, lambda: self.core.roomMembers(room))
 
-    def _namesReply(self, room: str, names: Iterable[str]) -> None:
+    def _namesReply(self, members: RoomMembers) -> None:
         """
         C{353} lines that fit IRC's line, then C{366}.
         """
-        withHosts = caps.USERHOST_IN_NAMES in self._caps
-        entries = [self.renderer.mask(name) if withHosts else name for name in names]
+        room = members.room
+        if caps.USERHOST_IN_NAMES in self._caps:
+            pairs = zip(members.names, members.origins, strict=True)
+            entries = [self.renderer.mask(name, origin) for name, origin in pairs]
+        else:
+            entries = list(members.names)
         head = f":{self.irc.server} 353 {self.me} = {room} :"
         space = 510 - len(head.encode())
         line: list[str] = []
@@ -847,12 +844,11 @@ class IRCProtocol(LineConnection):
             elif type(event) is RoomRefused:
                 self.numeric(numerics.ERR_NOTONCHANNEL, room, numerics.NOT_ON_CHANNEL)
 
-        return self._expect(left, lambda: self.core.leaveRoom(room, True))
+        return self._expect(left, lambda: self.core.leaveRoom(room, True, reason))
 
     def _showPart(self, room: str, reason: str) -> None:
         self._channels.pop(foldName(room), None)
-        params = (room, reason) if reason else (room,)
-        self.send(self.renderer.encode("PART", *params, prefix=self.mask))
+        self.send(self.renderer.part(self.mask, room, reason))
 
     def _syncChannels(self) -> "Deferred[None] | None":
         """
@@ -989,8 +985,8 @@ class IRCProtocol(LineConnection):
 
         return self._expect(listed, self.core.who)
 
-    def _whoLine(self, channel: str, name: str) -> None:
-        user, host = userAndHost(name, self.irc.origins.origin(name), self.irc.server)
+    def _whoLine(self, channel: str, name: str, origin: str) -> None:
+        user, host = userAndHost(name, origin, self.irc.server)
         here = "G" if self._away(name) else "H"
         realname = self._realname if foldName(name) == foldName(self.me) else name
         self.numeric(
@@ -1018,8 +1014,8 @@ class IRCProtocol(LineConnection):
 
             def members(event: Event) -> None:
                 if type(event) is RoomMembers:
-                    for name in event.names:
-                        self._whoLine(event.room, name)
+                    for name, origin in zip(event.names, event.origins, strict=True):
+                        self._whoLine(event.room, name, origin)
                 done()
 
             return self._expect(members, lambda: self.core.roomMembers(room))
@@ -1029,7 +1025,7 @@ class IRCProtocol(LineConnection):
         def matching(event: OnlineUsers) -> None:
             for user in event.users:
                 if fnmatchcase(foldName(user.name), pattern):
-                    self._whoLine("*", user.name)
+                    self._whoLine("*", user.name, user.origin)
             done()
 
         return self._online(matching)
@@ -1062,8 +1058,7 @@ class IRCProtocol(LineConnection):
                 self.numeric(numerics.ERR_NOSUCHNICK, nick, numerics.NO_SUCH_NICK)
             elif type(event) is UserInfo:
                 name = event.name
-                origin = self.irc.origins.origin(name)
-                user, host = userAndHost(name, origin, server)
+                user, host = userAndHost(name, event.origin, server)
                 self.numeric(numerics.RPL_WHOISUSER, name, user, host, "*", name)
                 self.numeric(
                     numerics.RPL_WHOISSERVER, name, server, numerics.SERVER_INFO
@@ -1104,14 +1099,13 @@ class IRCProtocol(LineConnection):
         server = self.irc.server
 
         def answer(event: OnlineUsers) -> None:
-            online = {foldName(user.name): user.name for user in event.users}
+            online = {foldName(user.name): user for user in event.users}
             replies = []
             for nick in asked:
-                name = online.get(foldName(nick))
-                if name is not None:
-                    user, host = userAndHost(
-                        name, self.irc.origins.origin(name), server
-                    )
+                status = online.get(foldName(nick))
+                if status is not None:
+                    name = status.name
+                    user, host = userAndHost(name, status.origin, server)
                     here = "-" if self._away(name) else "+"
                     replies.append(f"{name}={here}{user}@{host}")
             self.numeric(numerics.RPL_USERHOST, " ".join(replies))
@@ -1186,7 +1180,7 @@ class IRCProtocol(LineConnection):
             return None
         if self._inRoom(room):
             self._reply = lambda event: None
-            self.core.sayInRoom(foldName(room), text)
+            self.core.sayInRoom(foldName(room), text, notice)
             return None
         if notice:
             return None
@@ -1240,7 +1234,7 @@ class IRCProtocol(LineConnection):
         Show an echo-message client its own private line.
         """
         if self.echoes:
-            body = fromCore(toCore(text, action), "irc")
+            body = toCore(text, action)
             self.send(self.renderer.text("PRIVMSG", self.mask, partner, body))
 
     def _toService(self, text: str) -> "Deferred[None] | None":
@@ -1330,12 +1324,10 @@ class IRCProtocol(LineConnection):
         if batched:
             self.reply("BATCH", "+" + reference, "chathistory", room)
         for entry in history.entries:
-            origin = self.irc.origins.origin(entry.sender)
-            mask = self.renderer.mask(entry.sender, origin)
-            body = fromCore(entry.text, origin)
+            mask = self.renderer.mask(entry.sender, entry.origin)
             self.send(
                 self.renderer.text(
-                    "PRIVMSG", mask, room, body, entry.time, entry.msgid, tags
+                    "PRIVMSG", mask, room, entry.text, entry.time, entry.msgid, tags
                 )
             )
         if batched:
@@ -1346,7 +1338,7 @@ class IRCFactory(ServerFactory):
     """
     Makes an L{IRCProtocol} per connection admitted by the connection
     limits, and holds what the IRC connections of one node share: the
-    server name, the renderers, who came in over IRC, and away texts.
+    server name, the renderers and away texts.
 
     @ivar away: the away texts of this node's IRC users, by folded name.
     """
@@ -1354,8 +1346,7 @@ class IRCFactory(ServerFactory):
     def __init__(self, connections: Connections, server: str) -> None:
         self.connections = connections
         self.server = server
-        self.origins = OriginBook()
-        self.renderers = renderers(server, self.origins, connections.clock)
+        self.renderers = renderers(server, connections.clock)
         self.away: dict[str, str] = {}
         self.created = connections.clock.seconds()
 

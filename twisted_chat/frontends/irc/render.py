@@ -3,6 +3,9 @@ The core's events as IRC messages: the renderers a room's line is written
 by once per capability variant (with or without C{@time}, with or without
 C{msgid}: at most four per node, never one per recipient), and what every
 message of one client shares with them: hostmasks and tags.
+
+The core's text is IRC's own (formatting and actions included), so a line
+reads on IRC as the core carries it.
 """
 
 import time
@@ -12,11 +15,10 @@ from zope.interface import implementer
 
 from ...core.events import ChatLine, RoomJoined, RoomLeft, UserJoined, UserLeft
 from ...core.hub import Broadcast, IRenderer
-from ...core.limits import BoundedTable
-from ...core.text import GENERAL, foldName
+from ...core.text import GENERAL
 from . import numerics
 from .parser import MAX_MESSAGE, formatMessage
-from .text import fromCore, splitText
+from .text import splitText
 
 KIND = "irc"
 
@@ -47,6 +49,15 @@ def serviceMask(server: str) -> str:
     return f"{numerics.SERVICE}!{numerics.SERVICE_USER}@{server}"
 
 
+def quitReason(reason: str) -> str:
+    """
+    What a QUIT says for a user who left saying C{reason} (if anything).
+    """
+    if reason:
+        return numerics.QUIT_REASON.format(reason=reason)
+    return numerics.QUIT_DEFAULT
+
+
 def timeTag(seconds: float) -> str:
     """
     A time as IRCv3 server-time writes it: UTC, milliseconds, C{Z}.
@@ -54,28 +65,6 @@ def timeTag(seconds: float) -> str:
     whole = int(seconds)
     millis = int((seconds - whole) * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
-
-
-class OriginBook:
-    """
-    Which front-end kind each user came in through, as far as this node has
-    seen (its own IRC logins and the events rendered for its IRC clients):
-    what a hostmask needs when the core gives a name only (NAMES, WHO,
-    WHOIS, history).  Anyone not seen is taken for a line user.
-    """
-
-    def __init__(self) -> None:
-        self._origins: BoundedTable[str, str] = BoundedTable()
-
-    def seen(self, name: str, origin: str) -> None:
-        key = foldName(name)
-        if origin == KIND:
-            self._origins.touch(key, origin)
-        else:
-            self._origins.pop(key, None)
-
-    def origin(self, name: str) -> str:
-        return self._origins.get(foldName(name), "line")
 
 
 @implementer(IRenderer)
@@ -94,23 +83,20 @@ class IRCRenderer:
     def __init__(
         self,
         server: str,
-        origins: OriginBook,
         clock: IReactorTime,
         serverTime: bool,
         tags: bool,
     ) -> None:
         self.server = server
-        self.origins = origins
         self.clock = clock
         self.serverTime = serverTime
         self.tags = tags
 
-    def mask(self, name: str, origin: str | None = None) -> str:
+    def mask(self, name: str, origin: str) -> str:
         """
-        The hostmask of C{name}, from C{origin} or from what this node saw.
+        The hostmask of C{name}, who came in through the front-end kind
+        C{origin}.
         """
-        if origin is None:
-            origin = self.origins.origin(name)
         return hostmask(name, origin, self.server)
 
     def encode(
@@ -169,36 +155,39 @@ class IRCRenderer:
             for index, piece in enumerate(splitText(text, room))
         )
 
+    def part(self, prefix: str, room: str, reason: str) -> bytes:
+        """
+        The PART of C{room} by C{prefix}, with the C{reason} given, if any.
+        """
+        if reason:
+            return self.encode("PART", room, reason, prefix=prefix, trailing=True)
+        return self.encode("PART", room, prefix=prefix)
+
     def render(self, event: Broadcast, current: bool) -> bytes:
         if type(event) is ChatLine:
-            self.origins.seen(event.sender, event.origin)
+            command = "NOTICE" if event.notice else "PRIVMSG"
             mask = self.mask(event.sender, event.origin)
-            body = fromCore(event.text, event.origin)
-            return self.text("PRIVMSG", mask, event.room, body, event.time, event.msgid)
-        assert not isinstance(event, ChatLine)
-        self.origins.seen(event.name, event.origin)
-        if type(event) is UserJoined:
-            return self.encode(
-                "JOIN", GENERAL, prefix=self.mask(event.name, event.origin)
+            return self.text(
+                command, mask, event.room, event.text, event.time, event.msgid
             )
+        assert not isinstance(event, ChatLine)
+        mask = self.mask(event.name, event.origin)
+        if type(event) is UserJoined:
+            return self.encode("JOIN", GENERAL, prefix=mask)
         if type(event) is UserLeft:
-            mask = self.mask(event.name, event.origin)
-            return self.encode("QUIT", numerics.QUIT_DEFAULT, prefix=mask)
-        assert type(event) is RoomJoined or type(event) is RoomLeft
-        command = "JOIN" if type(event) is RoomJoined else "PART"
-        return self.encode(
-            command, event.room, prefix=self.mask(event.name, event.origin)
-        )
+            return self.encode("QUIT", quitReason(event.reason), prefix=mask)
+        if type(event) is RoomJoined:
+            return self.encode("JOIN", event.room, prefix=mask)
+        assert type(event) is RoomLeft
+        return self.part(mask, event.room, event.reason)
 
 
-def renderers(
-    server: str, origins: OriginBook, clock: IReactorTime
-) -> dict[tuple[bool, bool], IRCRenderer]:
+def renderers(server: str, clock: IReactorTime) -> dict[tuple[bool, bool], IRCRenderer]:
     """
     The renderers of one node, by (server-time, message-tags).
     """
     return {
-        (serverTime, tags): IRCRenderer(server, origins, clock, serverTime, tags)
+        (serverTime, tags): IRCRenderer(server, clock, serverTime, tags)
         for serverTime in (False, True)
         for tags in (False, True)
     }

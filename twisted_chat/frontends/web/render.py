@@ -3,9 +3,11 @@ The core's events as the web front-end's JSON messages (the contract is
 in the README), and those messages as complete WebSocket frames.
 
 Every string a message carries is plain text; a client shows it as text,
-never as markup.  A room's line is rendered once, into the bytes of a whole
-server-to-client frame, and those same bytes go to every web client that
-gets the line.
+never as markup.  The chat's text is IRC's (L{twisted_chat.core.text}): a
+line's C{text} is sent without IRC's formatting codes, and an action
+(C{/me waves}) as its own text with C{action: true}.  A room's line is
+rendered once, into the bytes of a whole server-to-client frame, and those
+same bytes go to every web client that gets the line.
 """
 
 import json
@@ -71,6 +73,7 @@ from ...core.events import (
     UserLeft,
 )
 from ...core.hub import Broadcast, IRenderer
+from ...core.text import actionOf, plain
 from . import messages
 
 Message = dict[str, Any]
@@ -143,6 +146,25 @@ def loginRefused(code: str) -> Message:
     return {"type": "login_refused", "code": code, "text": text}
 
 
+def said(text: str) -> Message:
+    """
+    The fields that show the chat's C{text}: C{text}, plain, and for an
+    action (C{/me waves}) C{action: true}, C{text} being its own (C{waves}).
+    """
+    done = actionOf(text)
+    if done is None:
+        return {"text": plain(text)}
+    return {"text": plain(done), "action": True}
+
+
+def optional(name: str, value: object) -> Message:
+    """
+    The optional field C{name}, present only when C{value} is set (a true
+    flag, a reason given).
+    """
+    return {name: value} if value else {}
+
+
 def timestamp(seconds: float) -> str:
     """
     C{seconds} since the epoch as ISO 8601 in UTC, to the millisecond.
@@ -159,26 +181,38 @@ def message(event: Event) -> Message:
     if fixed is not None:
         return error(fixed)
     match event:
-        case ChatLine(room, sender, text, time, msgid, origin):
+        case ChatLine(room, sender, text, time, msgid, origin, isNotice):
             return {
                 "type": "line",
                 "room": room,
                 "from": sender,
-                "text": text,
+                **said(text),
                 "time": timestamp(time),
                 "id": msgid,
                 "origin": origin,
+                **optional("notice", isNotice),
             }
         case PrivateLine(sender, text, _):
-            return {"type": "private", "from": sender, "text": text}
+            return {"type": "private", "from": sender, **said(text)}
         case UserJoined(name, origin):
             return {"type": "online", "name": name, "origin": origin}
-        case UserLeft(name, origin):
-            return {"type": "offline", "name": name, "origin": origin}
+        case UserLeft(name, origin, reason):
+            return {
+                "type": "offline",
+                "name": name,
+                "origin": origin,
+                **optional("reason", reason),
+            }
         case RoomJoined(name, room, origin):
             return {"type": "joined", "room": room, "name": name, "origin": origin}
-        case RoomLeft(name, room, origin):
-            return {"type": "left", "room": room, "name": name, "origin": origin}
+        case RoomLeft(name, room, origin, reason):
+            return {
+                "type": "left",
+                "room": room,
+                "name": name,
+                "origin": origin,
+                **optional("reason", reason),
+            }
         case MissedLines(room, count):
             return {"type": "missed", "room": room, "count": count}
         case PrivateRequest(name):
@@ -229,7 +263,7 @@ def message(event: Event) -> Message:
                     "id": entry.msgid,
                     "time": timestamp(entry.time),
                     "from": entry.sender,
-                    "text": entry.text,
+                    **said(entry.text),
                 }
                 for entry in entries
             ]

@@ -269,11 +269,22 @@
     return time;
   }
 
-  function lineItem(from, text, time) {
+  // A line of a room or of the private chat: {from, text, time, action,
+  // notice}.  An action (/me) reads "* alice waves"; a notice (an IRC
+  // user's NOTICE, which no one should answer automatically) is marked.
+  function lineItem(line) {
     const item = el("li", "line");
-    if (state.me && fold(from) === fold(state.me)) item.classList.add("mine");
-    item.append(clock(time), el("span", "from", from), el("span", "text", text));
+    if (state.me && fold(line.from) === fold(state.me)) item.classList.add("mine");
+    if (line.action) item.classList.add("action");
+    if (line.notice) item.classList.add("notice");
+    const from = line.action ? `* ${line.from}` : line.from;
+    item.append(clock(line.time), el("span", "from", from), el("span", "text", line.text));
     return item;
+  }
+
+  // "left #room." or "left #room (why)." when the user gave a reason.
+  function leaving(what, reason) {
+    return reason ? `${what} (${reason}).` : `${what}.`;
   }
 
   function atBottom(box) {
@@ -289,7 +300,7 @@
   function addLine(room, line) {
     if (line.id && room.ids.has(line.id)) return;
     if (line.id) room.ids.add(line.id);
-    const item = lineItem(line.from, line.text, line.time);
+    const item = lineItem(line);
     item.dataset.id = line.id || "";
     append(room.list, item, $("lines"));
     if (room !== state.current) {
@@ -312,7 +323,7 @@
     for (const line of lines) {
       if (room.ids.has(line.id)) continue;
       room.ids.add(line.id);
-      const item = lineItem(line.from, line.text, line.time);
+      const item = lineItem(line);
       item.dataset.id = line.id;
       if (first && compareIds(line.id, first.dataset.id) < 0) room.list.insertBefore(item, first);
       else room.list.append(item);
@@ -389,8 +400,8 @@
     showAlert(text, true);
   }
 
-  function privateLine(from, text) {
-    append($("private-lines"), lineItem(from, text), $("private-lines"));
+  function privateLine(line) {
+    append($("private-lines"), lineItem(line), $("private-lines"));
   }
 
   // What the server says
@@ -481,7 +492,7 @@
     offline(m) {
       for (const room of state.rooms.values()) {
         if (removeMember(room, m.name) || room.key === "#general") {
-          systemLine(room, `${m.name} left the chat.`);
+          systemLine(room, leaving(`${m.name} left the chat`, m.reason));
         }
       }
     },
@@ -493,7 +504,7 @@
     left(m) {
       const room = roomFor(m.room);
       removeMember(room, m.name);
-      systemLine(room, `${m.name} left ${m.room}.`);
+      systemLine(room, leaving(`${m.name} left ${m.room}`, m.reason));
     },
     missed(m) {
       const room = roomFor(m.room);
@@ -540,7 +551,7 @@
       );
     },
     private(m) {
-      privateLine(m.from, m.text);
+      privateLine(m);
     },
     private_ended(m) {
       endPrivate(m.by === "you" ? `You left the private chat with ${m.with}.` : `${m.with} left the private chat.`);
