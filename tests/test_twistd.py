@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from chatclient import serverArguments
 
+from twisted_chat.service import withBacklog
+
 STARTUP_TIMEOUT = 20.0
 TIMEOUT = 5.0
 WELCOME = "Welcome to twisted-chat. An unknown name creates an account."
@@ -350,3 +352,22 @@ def test_twistd_reactor(tmp_path: Path, options: tuple[str, ...], reactor: str) 
         server.assertCleanExit()
         server.stop()
     assert f"reactor class: {reactor}" in server.log.read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        ("tcp:1234", "tcp:1234:backlog=1024"),
+        ("tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1:backlog=1024"),
+        ("ssl:1235:privateKey=k.pem", "ssl:1235:privateKey=k.pem:backlog=1024"),
+        ("tcp:1234:backlog=10", "tcp:1234:backlog=10"),
+        ("unix:/tmp/chat.sock", "unix:/tmp/chat.sock"),
+    ],
+)
+def test_listenerBacklog(description: str, expected: str) -> None:
+    """
+    When a TCP or TLS listener names no backlog, the server asks for 1024
+    (a crowd connecting at once overflows Twisted's 50); one it names, or
+    another kind of endpoint, it leaves as it is.
+    """
+    assert withBacklog(description) == expected

@@ -19,6 +19,23 @@ from .audit import AuditOutput
 from .frontends.connection import Connections
 
 
+# Connections the kernel may hold for a TCP listener before it accepts them:
+# Twisted's 50 overflow when a crowd connects at once (a storm of logins),
+# and the kernel's retries then cost seconds.
+BACKLOG = 1024
+
+
+def withBacklog(description: str) -> str:
+    """
+    The endpoint C{description} with a L{BACKLOG}, if it is a TCP or TLS
+    endpoint that names none.
+    """
+    kind = description.split(":", 1)[0].lower()
+    if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
+        return description + f":backlog={BACKLOG}"
+    return description
+
+
 class ListenerService(Service):
     """
     Listen on one endpoint description and log the address actually bound,
@@ -38,7 +55,7 @@ class ListenerService(Service):
     def startService(self) -> None:
         Service.startService(self)
         failures: list[object] = []
-        endpoint = serverFromString(self.reactor, self.description)
+        endpoint = serverFromString(self.reactor, withBacklog(self.description))
         endpoint.listen(self.factory).addCallbacks(self._listening, failures.append)
         if failures:
             failures[0].raiseException()  # type: ignore[attr-defined]

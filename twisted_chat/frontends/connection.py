@@ -47,9 +47,9 @@ SLOW_DOWN_INTERVAL = 10.0
 KERNEL_SEND_BUFFER = 65536
 
 # Seconds between writes of join and leave notices to a client while they
-# crowd in (a lone notice goes at once): ten thousand people logging in one
+# crowd in (a lone notice goes at once): a thousand people logging in one
 # after another would otherwise cost every client a write per arrival.
-NOTICE_INTERVAL = 0.2
+NOTICE_INTERVAL = 1.0
 
 # Polls of the reactor a client's output may wait for after the pass that
 # queued it, while each poll brings more input (the first is always waited
