@@ -273,23 +273,23 @@ def test_twistd_history_survives_restart(tmp_path: Path) -> None:
     with @HISTORY.
     """
     first = Twistd(tmp_path, "--history-on-login", "10")
-    alice = LineSocket(first.port)
     try:
+        alice = LineSocket(first.port)
         alice.login("alice", "secret")
         alice.send("@JOIN #python", "one", "two")
         alice.expect("You are now in #python (1 users).")
         alice.send("@HISTORY")
         alice.expect("--- History of #python (2 lines) ---")
-    finally:
         alice.close()
         first.process.send_signal(signal.SIGTERM)
         first.assertCleanExit()
+    finally:
         first.stop()
     # The next server logs the port it binds afresh.
     first.log.rename(tmp_path / "twistd-first.log")
     second = Twistd(tmp_path, "--history-on-login", "10")
-    bob = LineSocket(second.port)
     try:
+        bob = LineSocket(second.port)
         bob.login("bob", "secret")
         # The room was empty, so it is made anew with this spelling; its
         # history is found whatever the case.
@@ -304,8 +304,8 @@ def test_twistd_history_survives_restart(tmp_path: Path) -> None:
         bob.expect("--- History of #Python (1 lines) ---")
         assert bob.next().endswith("] alice > two")
         bob.expect("--- End of history ---")
-    finally:
         bob.close()
+    finally:
         second.stop()
 
 
@@ -341,15 +341,15 @@ def test_twistd_reactor(tmp_path: Path, options: tuple[str, ...], reactor: str) 
     unless --reactor names another, which it then runs on.
     """
     server = Twistd(tmp_path, twistdOptions=options)
-    client = LineSocket(server.port)
     try:
+        client = LineSocket(server.port)
         client.login("alice", "secret")
         client.send("@WHO")
         client.expect("Online users: alice")
-    finally:
         client.close()
         server.process.send_signal(signal.SIGTERM)
         server.assertCleanExit()
+    finally:
         server.stop()
     assert f"reactor class: {reactor}" in server.log.read_text("utf-8")
 
