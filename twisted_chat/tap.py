@@ -357,6 +357,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     hub: IHub
     accounts: IAccountStore
     historyOn = config.history != NO_HISTORY
+    redisHub: Any = None
     if config.hub is None:
         history = None
         try:
@@ -400,6 +401,8 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
         hub, accounts, AuditLog(auditFile, forwarder), presence, reactor, config
     )
     connections = Connections(services, batchWrites=reactor)
+    if redisHub is not None:
+        redisHub.onInput = connections.writes.inputCame
     service = ChatService(connections, reactor, (auditFile, forwarder), threadpool)
     lineFactory = LineFactory(connections)
     for description in config.listen:

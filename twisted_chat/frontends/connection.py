@@ -91,6 +91,12 @@ class Coalescer:
         self._seen = 0
         self.inputs = 0
 
+    def inputCame(self) -> None:
+        """
+        A read of input happened (from a client, or from another node).
+        """
+        self.inputs += 1
+
     def add(self, item: "StreamConnection") -> None:
         """
         Write C{item}'s queue with the others, soon.

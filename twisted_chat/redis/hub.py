@@ -521,6 +521,10 @@ class RedisHub:
         self._connectedBefore = False
         self._liveness = LoopingCall(self._beat)
         self._liveness.clock = reactor
+        # Called for every message from Redis: set to tell the connections'
+        # write batching that input came (other nodes' lines are input as
+        # much as a local user's).
+        self.onInput: Callable[[], None] = lambda: None
 
     @property
     def sessionCount(self) -> int:
@@ -630,6 +634,7 @@ class RedisHub:
     # Local delivery
 
     def _messageReceived(self, channel: str, message: str) -> None:
+        self.onInput()
         if channel == self._nodeChannel:
             for operation in json.loads(message):
                 getattr(self, "_op_" + operation[0])(*operation[1:])
