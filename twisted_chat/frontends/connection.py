@@ -591,6 +591,23 @@ class StreamConnection(Protocol):
         """
         return self.core.session is None
 
+    def overRecvq(self, held: int) -> bool:
+        """
+        Whether C{held} bytes of input, waiting while input is paused, are
+        past C{--max-recvq-bytes}.
+        """
+        limit = self.config.maxRecvqBytes
+        return self.paused and bool(limit) and held > limit
+
+    def excessFlood(self) -> None:
+        """
+        Too much input waited: say so and close (the caller drops what it
+        held).
+        """
+        self.log.warn("Excess flood: dropping {peer}", peer=self.peer())
+        self.notify(ExcessFlood())
+        self.close()
+
     def mayTakeInput(self) -> bool:
         """
         Spend a token of the flood bucket on one more line or message; if
@@ -685,9 +702,9 @@ class LineConnection(StreamConnection):
             data = data[end + 1 :]
             self._discarding = False
         self._buffer += data
-        limit = self.config.maxRecvqBytes
-        if self.paused and limit and len(self._buffer) > limit:
-            self._excessFlood()
+        if self.overRecvq(len(self._buffer)):
+            self._buffer = b""
+            self.excessFlood()
             return
         self._handleBuffered()
 
@@ -702,12 +719,6 @@ class LineConnection(StreamConnection):
             self._handleBufferedLines()
         finally:
             self._busyReceiving = False
-
-    def _excessFlood(self) -> None:
-        self.log.warn("Excess flood: dropping {peer}", peer=self.peer())
-        self._buffer = b""
-        self.notify(ExcessFlood())
-        self.close()
 
     def _handleBufferedLines(self) -> None:
         start = 0

@@ -33,7 +33,6 @@ from twisted.python.failure import Failure
 from ..._types import StreamTransport
 from ...core.events import (
     Event,
-    ExcessFlood,
     Goodbye,
     LineTooLong,
     LoggedIn,
@@ -217,6 +216,7 @@ class WebConnection(StreamConnection):
         """
         Take one whole message from the WebSocket.
         """
+        self.connections.writes.inputCame()
         self._enqueue(payload, len(payload))
 
     def messageRefused(self, reply: Message, size: int) -> None:
@@ -232,13 +232,10 @@ class WebConnection(StreamConnection):
             return
         self._pending.append((item, size))
         self._pendingBytes += size
-        limit = self.config.maxRecvqBytes
-        if self.paused and limit and self._pendingBytes > limit:
-            self.log.warn("Excess flood: dropping {peer}", peer=self.peer())
+        if self.overRecvq(self._pendingBytes):
             self._pending.clear()
             self._pendingBytes = 0
-            self.notify(ExcessFlood())
-            self.close()
+            self.excessFlood()
             return
         self._handlePending()
 
