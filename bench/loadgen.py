@@ -7,13 +7,16 @@ connections and drives one workload against one server:
 - ``fanout``: N users in one group (our chat) or channel (IRC), S of them
   sending at a total rate R msg/s, or as fast as the server takes them with a
   bounded number of messages in flight, for D seconds.  Every client counts
-  delivered lines in bulk (``data.count(b"\\n")`` per chunk, no parsing) so
-  that the receivers are never the bottleneck; a few observer clients also
-  parse every line and take the latency from a timestamp in the payload.
+  delivered lines in bulk (``data.count(b"\\n")`` per chunk, no parsing; a
+  WebSocket client counts ``"type":"line"``) so that the receivers are never
+  the bottleneck; a few observer clients also parse every line (or frame)
+  and take the latency from a timestamp in the payload.
   With several ports (``--port P1,P2,P3``: the nodes of one chat shared over
   a hub) the users, and so the senders and observers, go to the ports
   round-robin; with several pids (``--pid N1,N2,N3,REDIS``) the server CPU is
-  their sum, and each process's share is reported too.
+  their sum, and each process's share is reported too.  With several
+  protocols (``--proto chat,irc --port P_LINE,P_IRC``: the front-ends of one
+  server) user i speaks protocol i mod K to the matching port.
 - ``idle``: N logged-in idle sessions (optionally heartbeating over UDP):
   server RSS per session and server CPU while idle.
 - ``storm``: U new users registering at once: time until all are in.
@@ -22,7 +25,8 @@ connections and drives one workload against one server:
 - ``blaster``: a trivial asyncio server speaking our line protocol, which
   either floods every logged-in client with lines (to measure this
   generator's own ceiling) or relays group lines (a reference server, and
-  what a smoke test can run against without the real server).
+  what a smoke test can run against without the real server; a relay also
+  speaks our WebSocket, to test the web dialect).
 - ``ceiling``: count lines from a flooding blaster for D seconds: the rate
   this generator can count on one core.
 - ``mkusers``: write a ``users.json`` holding N accounts that share one
@@ -40,7 +44,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import heapq
 import json
 import os
@@ -49,6 +55,7 @@ import re
 import resource
 import secrets
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -69,6 +76,20 @@ CHAT_FAILURES = (
 IRC_CHANNEL = b"#bench"
 JOINED_ROOM = b"You are now in "
 PASSWORD = "benchpw"
+PROTOCOLS = ("chat", "irc", "web")
+# Our server puts every user in #general at login, whatever its front-end:
+# IRC users meet line and web users there.
+GENERAL = b"#general"
+
+# WebSocket (RFC 6455): the path of the chat's socket, the GUID of the
+# handshake's accept key, and what a delivered room line starts with (the
+# server writes compact JSON with "type" first).
+WEB_PATH = "/ws"
+WEB_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+WEB_LINE = b'"type":"line"'
+WEB_LINE_FRAME = b'{"type":"line"'
+WEB_OVERLAP = len(WEB_LINE) - 1  # bytes kept between reads, to count across them
+WEB_TEXT, WEB_CLOSE, WEB_PING, WEB_PONG = 0x1, 0x8, 0x9, 0xA
 
 # The payload of a fan-out message: ~<monotonic ns>~<sender>~<seq>~ then padding.
 STAMP = re.compile(rb"~(\d{6,})~(\d+)~(\d+)~")
@@ -165,7 +186,7 @@ def percentiles(samples: list[int]) -> dict[str, float | int | None]:
 
 
 # ---------------------------------------------------------------------------
-# Dialects: our line protocol and IRC
+# Dialects: our line protocol, IRC and our WebSocket
 # ---------------------------------------------------------------------------
 
 
@@ -174,22 +195,48 @@ class Dialect:
     """
     How to log in, what says a login worked or failed, and how to send a
     group message, in one protocol.
+
+    @ivar channel: the IRC channel joined (without rooms), and the room a
+        web user says its lines in (without rooms: C{#general}, where the
+        server puts it).
     """
 
     name: str
     ircPass: bool = False
     join: bool = True
     heartbeat: bool = False
+    channel: bytes = IRC_CHANNEL
 
     @property
     def isIRC(self) -> bool:
         return self.name == "irc"
 
+    @property
+    def isWeb(self) -> bool:
+        return self.name == "web"
+
+    @property
+    def echoes(self) -> bool:
+        """
+        Whether the server sends a user its own room lines back (our web
+        front-end does: the page shows a line as relayed, with its id).
+        """
+        return self.isWeb
+
     def loginBytes(self, user: str, password: str, room: bytes | None = None) -> bytes:
         """
         Everything a client sends to log in (and to join C{room}, in our
-        chat), pipelined in one write.
+        chat and on the web), pipelined in one write; on the web, once the
+        WebSocket is open.
         """
+        if self.isWeb:
+            login = {"type": "login", "name": user, "password": password}
+            data = webFrame(json.dumps(login, separators=(",", ":")).encode())
+            if room is not None:
+                # Handled once the login is: the server takes a client's
+                # messages strictly in turn.
+                data += webFrame(b'{"type":"join","room":"' + room + b'"}')
+            return data
         if not self.isIRC:
             data = f"{user}\n{password}\n".encode()
             if self.heartbeat:
@@ -198,30 +245,57 @@ class Dialect:
                 data += b"@JOIN " + room + b"\n"
             return data
         data = b""
-        if self.ircPass:  # twisted.words logs in with PASS; ngircd refuses it
+        if self.ircPass:  # twisted.words and ours log in with PASS; ngircd refuses it
             data += f"PASS {password}\r\n".encode()
         # JOIN waits for RPL_WELCOME: InspIRCd finishes registration
         # asynchronously and refuses a pipelined JOIN (451).
         return data + f"NICK {user}\r\nUSER {user} 0 * :{user}\r\n".encode()
 
+    def upgradeRequest(self, host: str, port: int, key: bytes) -> bytes:
+        """
+        The HTTP request that opens the WebSocket at C{/ws}, without an
+        C{Origin} (a client that is not a page; the server admits it).
+        """
+        return (
+            f"GET {WEB_PATH} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key.decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+
     def afterWelcome(self, room: bytes | None = None) -> bytes:
         """
-        What an IRC client sends once registered (RPL_WELCOME, 001).
+        What an IRC client sends once registered (RPL_WELCOME, 001).  Our
+        server has put it in C{#general} already, and ignores a JOIN of it.
         """
-        return b"JOIN " + (room or IRC_CHANNEL) + b"\r\n" if self.join else b""
+        return b"JOIN " + (room or self.channel) + b"\r\n" if self.join else b""
 
-    def readyMarker(self, room: bytes | None = None) -> bytes:
+    def readyMarkers(self, room: bytes | None = None) -> tuple[bytes, ...]:
         """
-        The text in a line that tells the login (and join) is complete.
+        The texts that, all in one line (or WebSocket message), tell that
+        the login (and join) is complete.
         """
+        if self.isWeb:
+            if room is None:
+                return (b'"type":"logged_in"',)
+            return (b'"type":"in_room","room":"' + room + b'"',)
         if not self.isIRC:
-            return LOGIN_SUCCESS if room is None else JOINED_ROOM + room + b" ("
-        return b" 366 " if self.join else b" 001 "
+            return (LOGIN_SUCCESS,) if room is None else (JOINED_ROOM + room + b" (",)
+        if not self.join:
+            return (b" 001 ",)
+        # The end of the NAMES of this channel: our server shows #general's
+        # at registration, before the JOIN of another is answered.
+        return (b" 366 ", b" " + (room or self.channel) + b" :")
 
     def failed(self, line: bytes) -> bool:
         """
-        Whether C{line}, seen before the ready marker, means the login failed.
+        Whether C{line} (a WebSocket message), seen before the ready
+        marker, means the login failed.
         """
+        if self.isWeb:
+            return b'"type":"login_refused"' in line or line.startswith(
+                b'{"type":"error"'
+            )
         if not self.isIRC:
             return line.startswith(CHAT_FAILURES)
         return line.startswith(b"ERROR") or b" 433 " in line or b" 432 " in line
@@ -229,11 +303,103 @@ class Dialect:
     def message(self, text: bytes, room: bytes | None = None) -> bytes:
         """
         One message to the group (or C{room}) carrying C{text}: in our chat
-        a plain line goes to the current room, the one joined at login.
+        a plain line goes to the current room, the one joined at login; on
+        the web a C{say} names its room.  C{text} is a payload, which needs
+        no JSON escaping.
         """
         if self.isIRC:
-            return b"PRIVMSG " + (room or IRC_CHANNEL) + b" :" + text + b"\r\n"
+            return b"PRIVMSG " + (room or self.channel) + b" :" + text + b"\r\n"
+        if self.isWeb:
+            return webFrame(
+                b'{"type":"say","room":"'
+                + (room or self.channel)
+                + b'","text":"'
+                + text
+                + b'"}'
+            )
         return text + b"\n"
+
+
+def webFrame(payload: bytes, opcode: int = WEB_TEXT) -> bytes:
+    """
+    C{payload} as one whole WebSocket frame from a client: final, masked
+    with a fresh key (RFC 6455 section 5.3; the XOR done on two big ints,
+    not byte by byte).
+    """
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    key = random.randbytes(4)
+    return header + key + unmask(payload, key)
+
+
+def unmask(payload: bytes, key: bytes) -> bytes:
+    """
+    C{payload} XOR the repeated 4-byte C{key} (masking and unmasking are
+    the same operation).
+    """
+    size = len(payload)
+    stream = (key * (size // 4 + 1))[:size]
+    value = int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")
+    return value.to_bytes(size, "big")
+
+
+def parseFrames(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """
+    The complete WebSocket frames at the start of C{data}, as (opcode,
+    payload), and the bytes after them (an incomplete frame).  The server
+    sends each message as one unfragmented frame; a masked frame (a
+    client's, as the blaster reads them) is unmasked.
+    """
+    frames: list[tuple[int, bytes]] = []
+    pos, end = 0, len(data)
+    while end - pos >= 2:
+        first, second = data[pos], data[pos + 1]
+        size, head = second & 0x7F, 2
+        if size == 126:
+            if end - pos < 4:
+                break
+            size, head = struct.unpack_from("!H", data, pos + 2)[0], 4
+        elif size == 127:
+            if end - pos < 10:
+                break
+            size, head = struct.unpack_from("!Q", data, pos + 2)[0], 10
+        key = b""
+        if second & 0x80:
+            key = data[pos + head : pos + head + 4]
+            head += 4
+        if end - pos < head + size:
+            break
+        body = data[pos + head : pos + head + size]
+        frames.append((first & 0x0F, unmask(body, key) if key else body))
+        pos += head + size
+    return frames, data[pos:]
+
+
+def acceptKey(key: bytes) -> bytes:
+    """
+    The C{Sec-WebSocket-Accept} that answers C{Sec-WebSocket-Key: key}.
+    """
+    return base64.b64encode(hashlib.sha1(key + WEB_GUID).digest())
+
+
+def countWebLines(tail: bytes, data: bytes | bytearray, n: int) -> tuple[int, bytes]:
+    """
+    The room lines (C{"type":"line"}) in the first C{n} bytes of C{data},
+    counted in bulk without parsing, including one that straddles the
+    previous read, whose last bytes are C{tail}; and the new tail.
+
+    The tail is one byte shorter than the pattern, so a match in tail plus
+    head must cross between them and is never counted twice.
+    """
+    head = bytes(data[: min(n, WEB_OVERLAP)])
+    count = data.count(WEB_LINE, 0, n) + (tail + head).count(WEB_LINE)
+    tail = (tail + bytes(data[max(0, n - WEB_OVERLAP) : n]))[-WEB_OVERLAP:]
+    return count, tail
 
 
 # ---------------------------------------------------------------------------
@@ -268,9 +434,10 @@ class Heartbeat:
 
 class Client(asyncio.Protocol):
     """
-    One simulated user.  Until it is in, it parses lines to find the login
-    outcome (and the heartbeat answer); after that it only counts lines in
-    bulk, and an observer also parses payload timestamps.
+    One simulated user.  Until it is in, it parses lines (or WebSocket
+    frames) to find the login outcome (and the heartbeat answer); after that
+    it only counts lines in bulk, and an observer also parses payload
+    timestamps.
     """
 
     def __init__(
@@ -299,26 +466,114 @@ class Client(asyncio.Protocol):
         self.heartbeatRefused = False
         self._buffer = b""
         self._irc = dialect.isIRC
-        self._marker = dialect.readyMarker(room)
+        self._web = dialect.isWeb
+        self._markers = dialect.readyMarkers(room)
+        # WebSocket: the handshake's key, whether the server answered it,
+        # the last bytes of the previous read (for the bulk count) and an
+        # observer's incomplete frame.
+        self._key = base64.b64encode(secrets.token_bytes(16))
+        self._upgraded = False
+        self.tail = b""
+        self._frames = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.startedAt = time.monotonic()
+        if self._web:
+            host, port = self.transport.get_extra_info("peername")[:2]
+            self.transport.write(self.dialect.upgradeRequest(host, port, self._key))
+            return
         self.transport.write(self.dialect.loginBytes(self.name, PASSWORD, self.room))
 
     def data_received(self, data: bytes) -> None:
         if self.loggedIn:
             totals = self.totals
-            totals.lines += data.count(b"\n")
+            if self._web:
+                count, self.tail = countWebLines(self.tail, data, len(data))
+                totals.lines += count
+            else:
+                totals.lines += data.count(b"\n")
             totals.chunks += 1
             totals.lastReceive = time.monotonic()
             if self._irc and b"PING " in data:
                 self._pong(data)
             if self.observer is not None:
-                self.observer.feed(data)
+                if self._web:
+                    self._observeFrames(data)
+                else:
+                    self.observer.feed(data)
             return
         self._buffer += data
-        self._scanLogin()
+        if self._web:
+            self._scanWebLogin()
+        else:
+            self._scanLogin()
+
+    def _observeFrames(self, data: bytes) -> None:
+        """
+        Give an observer the room lines of the whole frames received so far
+        (one a line), answering pings on the way.
+        """
+        assert self.observer is not None
+        frames, self._frames = parseFrames(self._frames + data)
+        texts = []
+        for opcode, body in frames:
+            if body.startswith(WEB_LINE_FRAME):
+                texts.append(body)
+            elif opcode == WEB_PING:
+                self.send(webFrame(body, WEB_PONG))
+        if texts:
+            self.observer.feed(b"\n".join(texts) + b"\n")
+
+    def _scanWebLogin(self) -> None:
+        """
+        Find the server's answer to the WebSocket handshake, send the login,
+        then look through the messages for its outcome.
+        """
+        assert self.transport is not None
+        if not self._upgraded:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > 16384:
+                    self._fail("no end to the HTTP answer")
+                return
+            head, self._buffer = self._buffer[:end], self._buffer[end + 4 :]
+            status = head.split(b"\r\n", 1)[0]
+            if status.split(b" ")[1:2] != [b"101"]:
+                self._fail(status.decode("utf-8", "replace"))
+                return
+            accept = b"sec-websocket-accept: " + acceptKey(self._key).lower()
+            if accept not in head.lower():
+                self._fail("wrong Sec-WebSocket-Accept")
+                return
+            self._upgraded = True
+            login = self.dialect.loginBytes(self.name, PASSWORD, self.room)
+            self.transport.write(login)
+        frames, self._buffer = parseFrames(self._buffer)
+        done = False
+        for opcode, body in frames:
+            if opcode == WEB_PING:
+                self.send(webFrame(body, WEB_PONG))
+            elif done:
+                continue
+            elif opcode == WEB_CLOSE:
+                reason = body[2:].decode("utf-8", "replace")
+                self._fail(f"closed by the server ({reason})")
+                return
+            elif all(marker in body for marker in self._markers):
+                done = True
+            elif self.dialect.failed(body):
+                self._fail(body.decode("utf-8", "replace"))
+                return
+        if done:
+            self.loggedIn = True
+            # What follows the ready message is the start of the next frame.
+            self._frames = self._buffer
+            self.tail = self._buffer[-WEB_OVERLAP:]
+            self._buffer = b""
+            self.readyAt = time.monotonic()
+            if not self.ready.done():
+                self.ready.set_result(None)
 
     def _scanLogin(self) -> None:
         """
@@ -328,12 +583,13 @@ class Client(asyncio.Protocol):
         lines = self._buffer.split(b"\n")
         self._buffer = lines.pop()
         done = False
+        markers = self._markers
         for raw in lines:
             line = raw.rstrip(b"\r")
             if self._irc and line.startswith(b"PING "):
                 assert self.transport is not None
                 self.transport.write(b"PONG " + line[5:] + b"\r\n")
-            elif self._marker in line:
+            elif all(marker in line for marker in markers):
                 done = True
             elif self._irc and b" 001 " in line:
                 assert self.transport is not None
@@ -561,14 +817,15 @@ class BulkReader:
     we want to measure.  Polling reads whatever accumulated in the kernel
     buffer (a few KiB at most at these rates, far below the socket buffer, so
     the server's writes are unaffected) into one preallocated buffer and
-    counts newlines there.  Observers stay event-driven: their latency must
-    not include the polling interval.
+    counts newlines there (on a WebSocket, C{"type":"line"}).  Observers
+    stay event-driven: their latency must not include the polling interval.
+    Each client's protocol decides how its bytes are counted, so that the
+    users of several front-ends can share one reader.
     """
 
-    def __init__(self, totals: Totals, interval: float, irc: bool) -> None:
+    def __init__(self, totals: Totals, interval: float) -> None:
         self.totals = totals
         self.interval = interval
-        self.irc = irc
         self.sockets: list[tuple[socket.socket, Client]] = []
         self.buffer = bytearray(1 << 18)
         self.reads = 0
@@ -623,9 +880,13 @@ class BulkReader:
                     self.totals.closedAfterLogin += 1
                     break
                 reads += 1
-                lines += buffer.count(b"\n", 0, n)
-                if self.irc and buffer.find(b"PING ", 0, n) != -1:
-                    client._pong(bytes(buffer[:n]))
+                if client._web:
+                    count, client.tail = countWebLines(client.tail, buffer, n)
+                    lines += count
+                else:
+                    lines += buffer.count(b"\n", 0, n)
+                    if client._irc and buffer.find(b"PING ", 0, n) != -1:
+                        client._pong(bytes(buffer[:n]))
                 if n < size:
                     break
         if lines:
@@ -650,16 +911,62 @@ def closeAll(clients: Sequence[Client]) -> None:
         client.close()
 
 
+def protocols(text: str) -> tuple[str, ...]:
+    """
+    The protocols C{--proto} names (C{chat}, C{irc}, C{web}, or several
+    separated by commas), for argparse.
+    """
+    names = tuple(text.split(","))
+    unknown = [name for name in names if name not in PROTOCOLS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"not a list of {', '.join(PROTOCOLS)}: {text!r}"
+        )
+    return names
+
+
+def protocolText(text: str) -> str:
+    """
+    C{text} once checked by L{protocols} (the results keep C{--proto} as
+    given).
+    """
+    protocols(text)
+    return text
+
+
+def ircChannel(args: argparse.Namespace, names: Sequence[str]) -> bytes:
+    """
+    The IRC channel of a run: C{--irc-channel}, else C{#general} when IRC
+    users share the server with line or web users (they meet there), else
+    C{#bench}.
+    """
+    chosen: str | None = getattr(args, "irc_channel", None)
+    if chosen:
+        return chosen.encode()
+    return GENERAL if set(names) - {"irc"} else IRC_CHANNEL
+
+
 def makeDialect(args: argparse.Namespace, **overrides: Any) -> Dialect:
     """
-    The dialect that the command-line options ask for.
+    The dialect that the command-line options ask for (the first protocol
+    of C{--proto}, unless C{name} is given).
     """
+    names = protocols(args.proto)
+    name = overrides.pop("name", names[0])
     values: dict[str, Any] = {
-        "name": args.proto,
+        "name": name,
         "ircPass": getattr(args, "irc_pass", False),
+        "channel": GENERAL if name == "web" else ircChannel(args, names),
     }
     values.update(overrides)
     return Dialect(**values)
+
+
+def makeDialects(args: argparse.Namespace) -> list[Dialect]:
+    """
+    One dialect per protocol of C{--proto}, in its order.
+    """
+    return [makeDialect(args, name=name) for name in protocols(args.proto)]
 
 
 # ---------------------------------------------------------------------------
@@ -687,19 +994,26 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         raise SystemExit("as-fast-as-possible mode needs at least one observer")
     if args.rate <= 0 and args.rooms:
         raise SystemExit("rooms need a fixed --rate (the window follows one room)")
-    dialect = makeDialect(args)
+    dialects = makeDialects(args)
+    if len(dialects) > 1 and len(target.ports) != len(dialects):
+        raise SystemExit("several protocols need as many ports, one each")
     totals = Totals()
     observers = [Observer() for _ in range(args.observers)]
     clients: list[Client] = []
     for i in range(args.users):
         # Senders first, then observers, then plain counting receivers;
-        # with rooms, user i is in room i mod R.
+        # with rooms, user i is in room i mod R; with several protocols,
+        # user i speaks protocol i mod K (to port i mod K).
         j = i - args.senders
         observer = observers[j] if 0 <= j < args.observers else None
         room = b"#r%d" % (i % args.rooms) if args.rooms else None
+        dialect = dialects[i % len(dialects)]
         clients.append(
             Client(dialect, f"{args.prefix}{i}", totals, observer, room=room)
         )
+    byProtocol: dict[str, int] = {}
+    for client in clients:
+        byProtocol[client.dialect.name] = byProtocol.get(client.dialect.name, 0) + 1
     t0 = time.monotonic()
     inside, errors = await connectAll(
         target, clients, args.connect_concurrency, args.login_timeout
@@ -710,6 +1024,7 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         "label": args.label,
         "proto": args.proto,
         "users": args.users,
+        "users_by_proto": byProtocol,
         "senders": args.senders,
         "observers": args.observers,
         "rooms": args.rooms or None,
@@ -725,12 +1040,15 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         closeAll(clients)
         result["error"] = f"only {len(inside)} of {args.users} users got in"
         return result
-    result["settle_s"] = round(await settle(totals, 0.5, 15.0), 3)
+    # Our server writes join and leave notices at most once a second
+    # (NOTICE_INTERVAL): a shorter quiet spell may end before the last
+    # logins' notices are out, and they would be counted as deliveries.
+    result["settle_s"] = round(await settle(totals, args.settle_quiet, 15.0), 3)
 
     senders = clients[: args.senders]
     reader: BulkReader | None = None
     if args.read_interval > 0:
-        reader = BulkReader(totals, args.read_interval / 1000, dialect.isIRC)
+        reader = BulkReader(totals, args.read_interval / 1000)
         for client in clients:
             if client.observer is None:
                 reader.add(client)
@@ -752,17 +1070,23 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     gen0 = time.process_time()
     start = time.monotonic()
     if args.rate > 0:
-        await _sendAtRate(senders, dialect, args, state)
+        await _sendAtRate(senders, args, state)
     else:
         assert primary is not None
-        await _sendWindowed(senders, dialect, args, state, primary)
+        await _sendWindowed(senders, args, state, primary)
     send_end = time.monotonic()
-    # Each line reaches the other members of its sender's room.
+    # Each line reaches the other members of its sender's room, and a web
+    # sender too (the server echoes a web user's own lines).
     members: dict[bytes | None, int] = {}
     for client in clients:
         members[client.room] = members.get(client.room, 0) + 1
     roomOf = [client.room for client in senders]
-    expected = sum(
+    echoes = sum(
+        count
+        for index, count in state.perSender.items()
+        if senders[index].dialect.echoes
+    )
+    expected = echoes + sum(
         count * (members[roomOf[index]] - 1) for index, count in state.perSender.items()
     )
     drain_start = time.monotonic()
@@ -803,8 +1127,12 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             "send_s": round(send_end - start, 3),
             "elapsed_s": round(elapsed, 3),
             "expected": expected,
+            "expected_echoes": echoes,
             "delivered": delivered,
             "lost": max(0, expected - delivered),
+            # More than expected: lines that are not the run's (notices),
+            # which would hide as many lost ones.
+            "surplus": max(0, delivered - expected),
             "observer_lost": observer_lost,
             "delivered_per_s": round(delivered / elapsed) if elapsed > 0 else None,
             "sent_per_s": round(state.sent / (send_end - start)),
@@ -874,7 +1202,6 @@ class _SendState:
 
 def _sendOne(
     senders: Sequence[Client],
-    dialect: Dialect,
     args: argparse.Namespace,
     state: _SendState,
 ) -> None:
@@ -885,14 +1212,14 @@ def _sendOne(
         # The server does not read this sender: do not queue without bound.
         state.skipped += 1
         return
-    sender.send(dialect.message(payload(index, state.sent, args.size), sender.room))
+    text = payload(index, state.sent, args.size)
+    sender.send(sender.dialect.message(text, sender.room))
     state.sent += 1
     state.perSender[index] = state.perSender.get(index, 0) + 1
 
 
 async def _sendAtRate(
     senders: Sequence[Client],
-    dialect: Dialect,
     args: argparse.Namespace,
     state: _SendState,
 ) -> None:
@@ -905,13 +1232,12 @@ async def _sendAtRate(
         due = int((now - start) * args.rate)
         while attempts < due:
             attempts += 1
-            _sendOne(senders, dialect, args, state)
+            _sendOne(senders, args, state)
         await asyncio.sleep(0.001)
 
 
 async def _sendWindowed(
     senders: Sequence[Client],
-    dialect: Dialect,
     args: argparse.Namespace,
     state: _SendState,
     primary: Observer,
@@ -926,7 +1252,7 @@ async def _sendWindowed(
         room = args.window - (state.sent - base - primary.seen)
         if room > 0:
             for _ in range(min(room, 64)):
-                _sendOne(senders, dialect, args, state)
+                _sendOne(senders, args, state)
             await asyncio.sleep(0)
             continue
         state.wake.clear()
@@ -1197,11 +1523,51 @@ class _BlasterRoom:
         self.chunk = line * chunkLines
         self.stopped = False
 
+    def relay(self, sender: _BlasterConnection, text: bytes) -> None:
+        """
+        Give C{text} from C{sender} to the others as a line (C{name >
+        text}), and to every WebSocket member as a C{line} message, its
+        sender included (as our server echoes a web user's lines).
+        """
+        assert sender.name is not None
+        line = sender.name + b" > " + text + b"\r\n"
+        frame = b""
+        for member in self.members:
+            if member.web:
+                if not frame:
+                    frame = serverFrame(
+                        b'{"type":"line","room":"#general","from":"'
+                        + sender.name
+                        + b'","text":"'
+                        + text
+                        + b'","origin":"'
+                        + (b"web" if sender.web else b"line")
+                        + b'"}'
+                    )
+                member.write(frame)
+            elif member is not sender:
+                member.write(line)
+
+
+def serverFrame(payload: bytes) -> bytes:
+    """
+    C{payload} as one unmasked WebSocket text frame, as a server sends it.
+    """
+    size = len(payload)
+    if size < 126:
+        return struct.pack("!BB", 0x80 | WEB_TEXT, size) + payload
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x80 | WEB_TEXT, 126, size) + payload
+    return struct.pack("!BBQ", 0x80 | WEB_TEXT, 127, size) + payload
+
 
 class _BlasterConnection(asyncio.Protocol):
     """
     Our line protocol's login, then either a flood of lines or a relay of
-    each line to the others as C{name > text}.
+    each line to the others as C{name > text}.  In relay mode a connection
+    that starts with C{GET} speaks our WebSocket instead (the handshake,
+    C{login} and C{say}, and C{line} messages echoed to their sender), so
+    that the self-test covers the web dialect without our server.
     """
 
     def __init__(self, room: _BlasterRoom) -> None:
@@ -1211,13 +1577,28 @@ class _BlasterConnection(asyncio.Protocol):
         self.name: bytes | None = None
         self.loggedIn = False
         self.paused = False
+        self.web = False
+        self.upgraded = False
+        self.greeted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(WELCOME + USERNAME_PROMPT)
+        if self.room.mode != "relay":
+            self.transport.write(WELCOME + USERNAME_PROMPT)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
+        if not self.web and not self.greeted and self.room.mode == "relay":
+            # A relay waits for the first bytes to tell a WebSocket client
+            # (which expects an HTTP answer first) from a line client.
+            self.greeted = True
+            if data.startswith(b"GET "):
+                self.web = True
+            else:
+                self.transport.write(WELCOME + USERNAME_PROMPT)
+        if self.web:
+            self._webReceived(data)
+            return
         lines = (self.buffer + data).split(b"\n")
         self.buffer = lines.pop()
         for raw in lines:
@@ -1233,10 +1614,45 @@ class _BlasterConnection(asyncio.Protocol):
                 self.transport.close()
                 return
             elif self.room.mode == "relay":
-                out = self.name + b" > " + line + b"\r\n"
-                for member in self.room.members:
-                    if member is not self:
-                        member.write(out)
+                self.room.relay(self, line)
+
+    def _webReceived(self, data: bytes) -> None:
+        """
+        The WebSocket handshake, then the client's masked frames.
+        """
+        assert self.transport is not None
+        self.buffer += data
+        if not self.upgraded:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
+            key = b""
+            for header in head.split(b"\r\n")[1:]:
+                name, _, value = header.partition(b":")
+                if name.strip().lower() == b"sec-websocket-key":
+                    key = value.strip()
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + acceptKey(key)
+                + b"\r\n\r\n"
+            )
+            self.upgraded = True
+        frames, self.buffer = parseFrames(self.buffer)
+        for opcode, body in frames:
+            if opcode != WEB_TEXT:
+                continue
+            message = json.loads(body)
+            if message.get("type") == "login" and not self.loggedIn:
+                self.name = str(message["name"]).encode()
+                self.write(
+                    serverFrame(b'{"type":"logged_in","name":"' + self.name + b'"}')
+                )
+                self.loggedIn = True
+                self.room.members.add(self)
+            elif message.get("type") == "say" and self.loggedIn:
+                self.room.relay(self, str(message["text"]).encode())
 
     def _logIn(self) -> None:
         assert self.transport is not None and self.name is not None
@@ -1244,7 +1660,8 @@ class _BlasterConnection(asyncio.Protocol):
         self.transport.write(LOGIN_SUCCESS + b"\r\n")
         joined = b"* " + self.name + b" joined the chat.\r\n"
         for member in self.room.members:
-            member.write(joined)
+            if not member.web:
+                member.write(joined)
         self.room.members.add(self)
         if self.room.mode == "flood":
             self._flood()
@@ -1320,7 +1737,7 @@ async def ceiling(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     inside, errors = await connectAll(target, clients, 256, args.login_timeout)
     reader: BulkReader | None = None
     if args.read_interval > 0:
-        reader = BulkReader(totals, args.read_interval / 1000, False)
+        reader = BulkReader(totals, args.read_interval / 1000)
         for client in inside:
             reader.add(client)
         reader.start()
@@ -1376,12 +1793,15 @@ async def waitport(args: argparse.Namespace) -> dict[str, Any]:
 async def selftest(args: argparse.Namespace) -> dict[str, Any]:
     """
     A fan-out against an in-process relay blaster: proves the generator
-    works end to end without any external server.
+    works end to end without any external server (C{--proto chat}, C{web}
+    or C{chat,web}: the blaster speaks no IRC).
     """
     server, room = await startBlaster("127.0.0.1", 0, "relay", 1, args.size)
     port = server.sockets[0].getsockname()[1]
+    # One port speaks both of the blaster's protocols (chat and web).
+    ports = (port,) * len(protocols(args.proto))
     try:
-        result = await fanout(args, Target("127.0.0.1", (port,)))
+        result = await fanout(args, Target("127.0.0.1", ports))
     finally:
         room.stopped = True
         server.close()
@@ -1436,9 +1856,22 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--port", type=int, default=1234)
             p.add_argument("--pid", type=int, help="server pid, for CPU and RSS")
         p.add_argument("--label", default="server", help="name in the results")
-        p.add_argument("--proto", choices=("chat", "irc"), default="chat")
         p.add_argument(
-            "--irc-pass", action="store_true", help="send PASS (twisted.words)"
+            "--proto",
+            type=protocolText,
+            default="chat",
+            help="chat, irc or web; fanout: several, as chat,irc (user i speaks "
+            "the (i mod K)th, to the (i mod K)th port)",
+        )
+        p.add_argument(
+            "--irc-pass",
+            action="store_true",
+            help="send PASS (twisted.words; ours: the account's password)",
+        )
+        p.add_argument(
+            "--irc-channel",
+            help="IRC channel (default: #general beside chat or web users, "
+            "else #bench; ours puts every user in #general)",
         )
         p.add_argument("--users", type=int, default=users)
         p.add_argument("--prefix", default="u", help="user names are PREFIX<i>")
@@ -1463,6 +1896,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--duration", type=float, default=5.0)
         p.add_argument("--size", type=int, default=48, help="payload bytes")
         p.add_argument("--drain-timeout", type=float, default=10.0)
+        p.add_argument(
+            "--settle-quiet",
+            type=float,
+            default=1.5,
+            help="seconds without a line before the run starts (longer than "
+            "the server's 1 s batching of join notices)",
+        )
         p.add_argument("--max-backlog", type=int, default=1 << 20)
         p.add_argument(
             "--read-interval",
@@ -1546,8 +1986,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Run one command; print its result as one JSON line; return 0, or 1 if
     the workload reported an error.
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     command = args.command
+    if command not in ("fanout", "selftest") and "," in getattr(args, "proto", ""):
+        parser.error(f"{command} speaks one protocol: --proto {args.proto}")
     uvloop = not args.no_uvloop
     if command == "hashbench":
         result = hashbench(args)

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,27 @@ NAMES = {
     "ngircd": "ngircd",
     "inspircd": "InspIRCd",
     "hub": "scale-out over Redis (hub)",
+    "ours-irc": "twisted-chat (ours), IRC clients",
+    "frontends": "front-ends (line, IRC, web)",
 }
+# The IRC servers, which ours with IRC clients is compared with.
+IRC_PEERS = ["words", "miniircd", "ngircd", "inspircd"]
+# The front-ends section's workloads, in table order, and what each is.
+FRONTENDS = {
+    "line": "all line",
+    "mixed": "half line, half IRC",
+    "irc": "all IRC",
+    "web": "all web",
+    "all3": "line, IRC and web",
+    "rooms": "all line, rooms",
+    "rooms-mixed": "half line, half IRC, rooms",
+    "rooms-irc": "all IRC, rooms",
+    "rooms-web": "all web, rooms",
+}
+PROTO_NAMES = {"chat": "line", "irc": "IRC", "web": "web"}
+# The issues' target: no front-end more than this far behind the line
+# protocol in deliveries per server CPU-second (the same workload, all-line).
+FRONTEND_TARGET = 0.8
 # The issue's target for the hub: with this many nodes at this offered rate,
 # at least this share of the single node's deliveries per CPU-second and a
 # p99 under this many ms.
@@ -162,6 +183,216 @@ def fanoutTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[s
                 + " |"
             )
         lines.append("")
+    return lines
+
+
+def fanoutRow(name: str, r: dict[str, Any], versus: str) -> str:
+    """
+    One server's row of a fan-out table, ending with C{versus}.
+    """
+    if "error" in r:
+        return f"| {name} | error: {r['error']} |||||||"
+    lat = r.get("latency", {})
+    flag = " (generator-bound)" if r.get("generator_bound") else ""
+    return (
+        f"| {name} | {fmt(r.get('delivered_per_s'))}{flag} | "
+        f"{fmt(r.get('lines_per_server_cpu_s'))} | "
+        f"{fmt((r.get('server_cpu_util') or 0) * 100)}% | "
+        f"{fmt(lat.get('p50_ms'), 1)} / {fmt(lat.get('p99_ms'), 1)} / "
+        f"{fmt(lat.get('max_ms'), 1)} | {fmt(r.get('lost'))} | "
+        f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | {versus} |"
+    )
+
+
+def ircTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
+    """
+    One table per offered rate: ours with IRC clients (its IRC front-end)
+    beside the IRC servers, and ours against each; under it, ours with IRC
+    clients against ours with line clients at that rate.
+    """
+    lines: list[str] = []
+    rates = sorted(
+        {
+            int(r["offered_rate"] or 0)
+            for k, r in results.items()
+            if k.startswith("ours-irc-fanout-") and r.get("workload") == "fanout"
+        },
+        key=lambda r: (r == 0, r),
+    )
+    for rate in rates:
+        title = (
+            f"### IRC clients, offered {rate:,} msg/s"
+            if rate
+            else "### IRC clients, as fast as the server takes them"
+        )
+        lines += [
+            title,
+            "",
+            "| server | delivered lines/s | lines per server CPU-s | server CPU | "
+            "p50 / p99 / max ms | lost | generator CPU | "
+            "ours (IRC) vs it (lines/CPU-s) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        ours = results[f"ours-irc-fanout-{rate}"]
+        lines.append(fanoutRow(NAMES["ours-irc"], ours, "-"))
+        for peer in (p for p in IRC_PEERS if p in peers):
+            r = results.get(f"{peer}-fanout-{rate}")
+            if r is not None:
+                versus = ratio(
+                    ours.get("lines_per_server_cpu_s"), r.get("lines_per_server_cpu_s")
+                )
+                lines.append(fanoutRow(NAMES[peer], r, versus))
+        line = results.get(f"ours-fanout-{rate}", {})
+        if line.get("lines_per_server_cpu_s") and ours.get("lines_per_server_cpu_s"):
+            share = ours["lines_per_server_cpu_s"] / line["lines_per_server_cpu_s"]
+            lines += [
+                "",
+                f"Ours with line clients at this rate: "
+                f"{fmt(line['lines_per_server_cpu_s'])} lines per server CPU-s; "
+                f"with IRC clients: {share:.0%} of it.",
+            ]
+        lines.append("")
+    return lines
+
+
+def frontendResults(
+    results: dict[str, dict[str, Any]],
+) -> dict[int, dict[str, dict[int, dict[str, Any]]]]:
+    """
+    The front-ends section's results (C{frontends-<workload>-<rate>-<round>}),
+    by rate, workload and round.
+    """
+    table: dict[int, dict[str, dict[int, dict[str, Any]]]] = {}
+    for key, result in results.items():
+        if not key.startswith("frontends-") or result.get("workload") != "fanout":
+            continue
+        parts = key[len("frontends-") :].rsplit("-", 2)
+        if len(parts) != 3:
+            continue
+        try:
+            rate, round_ = int(parts[1]), int(parts[2])
+        except ValueError:
+            continue
+        table.setdefault(rate, {}).setdefault(parts[0], {})[round_] = result
+    return table
+
+
+def frontendBase(workload: str) -> str | None:
+    """
+    The workload a front-ends workload is compared with: all-line, or for
+    another front-end in rooms, all-line in the same rooms (none for
+    all-line itself).
+    """
+    if workload == "line":
+        return None
+    return "rooms" if workload.startswith("rooms-") else "line"
+
+
+def users(result: dict[str, Any]) -> str:
+    """
+    How many users of each front-end a run had, and in how many rooms.
+    """
+    split = result.get("users_by_proto") or {}
+    text = " + ".join(f"{count} {PROTO_NAMES.get(p, p)}" for p, count in split.items())
+    rooms = result.get("rooms")
+    return f"{text or fmt(result.get('users'))}" + (f", {rooms} rooms" if rooms else "")
+
+
+def perCPURatios(
+    runs: dict[int, dict[str, Any]], base: dict[int, dict[str, Any]]
+) -> list[float]:
+    """
+    Each round's deliveries per server CPU-second over those of the base
+    workload in the same round (the two ran one after the other).
+    """
+    ratios = []
+    for round_, r in sorted(runs.items()):
+        b = base.get(round_, {})
+        mine, theirs = r.get("lines_per_server_cpu_s"), b.get("lines_per_server_cpu_s")
+        if mine and theirs:
+            ratios.append(mine / theirs)
+    return ratios
+
+
+def joined(values: list[Any], digits: int = 0) -> str:
+    """
+    One figure per round, separated by slashes.
+    """
+    return " / ".join(fmt(v, digits) for v in values) if values else "-"
+
+
+def frontendTables(results: dict[str, dict[str, Any]]) -> list[str]:
+    """
+    One table per offered rate: every front-ends workload, each round's
+    figures, and each against all-line (or the rooms against all-line in
+    rooms) of the same round; the issues' target under it.
+    """
+    lines: list[str] = []
+    for rate, workloads in sorted(frontendResults(results).items()):
+        lines += [
+            f"### Offered {rate:,} msg/s",
+            "",
+            "| workload | users | delivered lines/s | deliveries per server CPU-s "
+            "(each round) | server CPU | p50 ms | p99 ms | lost | generator CPU | "
+            "÷ base, each round (median) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        order = [w for w in FRONTENDS if w in workloads] + sorted(
+            w for w in workloads if w not in FRONTENDS
+        )
+        checks = []
+        for workload in order:
+            runs = workloads[workload]
+            ordered = [r for _, r in sorted(runs.items())]
+            errors = [r["error"] for r in ordered if "error" in r]
+            name = FRONTENDS.get(workload, workload)
+            if errors:
+                lines.append(f"| {name} | error: {errors[0]} |||||||||")
+                continue
+            first = ordered[0]
+            base = frontendBase(workload)
+            versus = "-"
+            ratios: list[float] = []
+            if base is not None and base in workloads:
+                ratios = perCPURatios(runs, workloads[base])
+                if ratios:
+                    versus = (
+                        f"{joined(ratios, 2)} ({statistics.median(ratios):.2f}) "
+                        f"÷ {FRONTENDS[base]}"
+                    )
+            bound = any(r.get("generator_bound") for r in ordered)
+            lat = [r.get("latency", {}) for r in ordered]
+            lines.append(
+                f"| {name} | {users(first)} | "
+                f"{joined([r.get('delivered_per_s') for r in ordered])}"
+                f"{' (generator-bound)' if bound else ''} | "
+                f"{joined([r.get('lines_per_server_cpu_s') for r in ordered])} | "
+                + joined([(r.get("server_cpu_util") or 0) * 100 for r in ordered])
+                + "% | "
+                f"{joined([x.get('p50_ms') for x in lat], 1)} | "
+                f"{joined([x.get('p99_ms') for x in lat], 1)} | "
+                f"{fmt(sum(r.get('lost') or 0 for r in ordered))} | "
+                + joined([(r.get("gen_cpu_util") or 0) * 100 for r in ordered])
+                + f"% | {versus} |"
+            )
+            # Another front-end against the line protocol, in the same
+            # workload (the rooms against all-line are a different load).
+            if ratios and workload != "rooms":
+                checks.append((name, statistics.median(ratios)))
+        lines.append("")
+        if checks:
+            verdicts = ", ".join(
+                f"{name} {share:.0%} "
+                f"({'met' if share >= FRONTEND_TARGET else 'not met'})"
+                for name, share in checks
+            )
+            lines += [
+                f"Target (no front-end more than {1 - FRONTEND_TARGET:.0%} behind "
+                "the line protocol: deliveries per server CPU-second at least "
+                f"{FRONTEND_TARGET:.0%} of all-line's, median over the rounds): "
+                f"{verdicts}.",
+                "",
+            ]
     return lines
 
 
@@ -415,7 +646,7 @@ def plot(results: dict[str, dict[str, Any]], peers: list[str], path: Path) -> bo
             and r.get("offered_rate")
             and r.get("latency", {}).get("p99_ms") is not None
         )
-        for peer in peers
+        for peer in [*peers, "ours-irc"]
     }
     if not any(lines.values()):
         return False
@@ -444,32 +675,60 @@ def plot(results: dict[str, dict[str, Any]], peers: list[str], path: Path) -> bo
     return True
 
 
+def ircSection(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
+    """
+    The fan-out with IRC clients only, if ours was measured with them.
+    """
+    tables = ircTables(results, peers)
+    if not tables:
+        return []
+    return [
+        "## Fan-out with IRC clients (the IRC servers' home ground)",
+        "",
+        "The same fan-out, ours measured through its IRC front-end "
+        "(`--irc-listen` beside `--listen` in the same process; nick = account, "
+        "`PASS` with its password; every user in `#general`, where our server "
+        "puts it) beside the IRC servers in `#bench`.",
+        "",
+        *tables,
+    ]
+
+
 def peerSections(
     results: dict[str, dict[str, Any]], peers: list[str], plotted: bool
 ) -> list[str]:
     """
-    The fan-out, login storm and idle scale sections, the peers side by side.
+    The fan-out, login storm and idle scale sections, the peers side by
+    side; a section whose workload did not run (C{PEER_WORKLOADS}) is left
+    out.
     """
-    return [
-        "## Fan-out",
-        "",
-        f"{'![p99 latency vs offered rate](p99_vs_rate.png)' if plotted else ''}",
-        "",
-        *fanoutTables(results, peers),
-        "## Login storm",
-        "",
-        *stormTable(results, peers),
-        "",
-        "## Idle scale",
-        "",
-        "RSS per session: total growth over all sessions, and marginal (growth "
-        "over the second half only, which leaves out fixed costs such as the "
-        "hashing threads' buffers). Ours heartbeats over UDP at the default "
-        "interval; the IRC servers' sessions are registered and idle (no channel).",
-        "",
-        *idleTable(results, peers),
-        "",
-    ]
+    ran = {k.split("-")[-1] for k in results if k.split("-")[0] in peers}
+    out: list[str] = []
+    if any("-fanout-" in k for k in results):
+        out += [
+            "## Fan-out",
+            "",
+            f"{'![p99 latency vs offered rate](p99_vs_rate.png)' if plotted else ''}",
+            "",
+            *fanoutTables(results, peers),
+            *ircSection(results, peers),
+        ]
+    if "storm" in ran:
+        out += ["## Login storm", "", *stormTable(results, peers), ""]
+    if "idle" in ran:
+        out += [
+            "## Idle scale",
+            "",
+            "RSS per session: total growth over all sessions, and marginal "
+            "(growth over the second half only, which leaves out fixed costs "
+            "such as the hashing threads' buffers). Ours heartbeats over UDP at "
+            "the default interval; the IRC servers' sessions are registered and "
+            "idle (no channel).",
+            "",
+            *idleTable(results, peers),
+            "",
+        ]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,6 +798,24 @@ def main(argv: list[str] | None = None) -> int:
             "(deliveries per CPU-s: higher is better; latency: lower is better).",
             "",
             *hubTables(results),
+        ]
+    if frontendResults(results):
+        out += [
+            "## Front-ends",
+            "",
+            "One of our servers listening for line (`--listen`), IRC "
+            "(`--irc-listen`) and web clients (`--web-listen`, the WebSocket at "
+            "`/ws`), the fan-out run through each in turn on that one server "
+            "and repeated in rounds, so that every workload stands beside "
+            "all-line in the same run. With several front-ends user *i* speaks "
+            "the (*i* mod *K*)th, senders and observers spread over them. A web "
+            "user gets its own lines back (the page shows a line as relayed), "
+            "so a web sender's line is one delivery more, counted in the "
+            "expected figure. The last column divides each round's deliveries "
+            "per server CPU-second by those of all-line (the rooms of other "
+            "front-ends: of all-line in the same rooms) in the same round.",
+            "",
+            *frontendTables(results),
         ]
     out += [
         "## Exact commands",

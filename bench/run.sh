@@ -13,10 +13,21 @@
 # hash baseline are then measured only if missing); RESULTS and PLOT (default
 # bench/RESULTS.md, bench/p99_vs_rate.png) say where the report goes.
 #
+# PEER_WORKLOADS (default "fanout storm idle") chooses what each peer runs.
+# Ours is measured with IRC clients too (its --irc-listen, channel #general,
+# PASS = the account's password), beside the IRC peers: ours-irc-fanout-*.
+#
 # The scale-out (hub) section runs when HUB=1 or PEERS includes "hub": one
 # node without --hub, then HUB_NODES (1 2 3) nodes on one redis-server, the
 # same users spread over them, at HUB_RATES (500 2000) msg/s.  Only it:
 #   PEERS=hub bash bench/run.sh
+#
+# The front-ends section runs when FRONTENDS=1 or PEERS includes
+# "frontends": one server listening for line, IRC and web clients, and at
+# each of FRONTENDS_RATES (500 2000) msg/s the FRONTENDS_WORKLOADS (line
+# mixed irc web rooms; also rooms-mixed rooms-irc rooms-web all3) in turn,
+# REPEAT (2) rounds, so that each stands beside all-line in one run:
+#   PEERS=frontends bash bench/run.sh
 set -uo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,8 +53,14 @@ IDLE_LOGIN_TIMEOUT="${IDLE_LOGIN_TIMEOUT:-420}"
 STORM_USERS="${STORM_USERS:-1000}"
 HUB_NODES="${HUB_NODES:-1 2 3}"
 HUB_RATES="${HUB_RATES:-500 2000}"
+PEER_WORKLOADS="${PEER_WORKLOADS:-fanout storm idle}"
+FRONTENDS_RATES="${FRONTENDS_RATES:-500 2000}"
+FRONTENDS_WORKLOADS="${FRONTENDS_WORKLOADS:-line mixed irc web rooms}"
+REPEAT="${REPEAT:-2}"
+ROOMS="${ROOMS:-10}"
 PORT="${PORT_BASE:-17000}"
 SERVER_PID=""
+IRC_PORT=""    # ours: the port of its IRC listener
 NODE_PIDS=()   # the nodes of the hub section, and their ports
 NODE_PORTS=()
 REDIS_PID=""
@@ -56,6 +73,19 @@ ulimit -n "$(ulimit -Hn)"  # idle scale: one descriptor per session, both sides
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 commas() { local IFS=,; echo "$*"; }
 record() { printf '%s\n' "$*" >>"$OUT/commands.txt"; }
+# quote ARGS...: the words as a shell would need them, quoted only when they
+# hold anything but plain characters (an IRC channel's "#" starts a comment).
+quote() {
+  local word words=() q="'"
+  for word in "$@"; do
+    if [[ "$word" =~ ^[-A-Za-z0-9_./,:=@+]+$ ]]; then
+      words+=("$word")
+    else
+      words+=("$q${word//$q/$q\\$q$q}$q")
+    fi
+  done
+  echo "${words[*]}"
+}
 
 # Options of `twistd chat` that raise a limit a workload would hit; passed
 # only when `twistd chat --help` lists them (they come with the hardening
@@ -93,6 +123,8 @@ installed() {
 }
 
 hub_wanted() { [ "${HUB:-0}" = 1 ] || [[ " $PEERS " == *" hub "* ]]; }
+frontends_wanted() { [ "${FRONTENDS:-0}" = 1 ] || [[ " $PEERS " == *" frontends "* ]]; }
+peer_workload() { [[ " $PEER_WORKLOADS " == *" $1 "* ]]; }
 
 proto_args() {  # loadgen options for the protocol a server speaks
   case "$1" in
@@ -102,21 +134,31 @@ proto_args() {  # loadgen options for the protocol a server speaks
   esac
 }
 
-# ours_command DIR PORT USERS: the command line of one of our servers.
+# ours_command DIR PORT USERS [IRC_PORT [WEB_PORT]]: the command line of one
+# of our servers, with IRC and web listeners when their ports are given (the
+# limits raised apply to every front-end).
 ours_command() {
   echo "$VENV/bin/twistd -n --pidfile= --logfile=$1/twistd.log chat" \
     "--listen tcp:$2:interface=127.0.0.1:backlog=1024" \
+    "${4:+--irc-listen tcp:$4:interface=127.0.0.1:backlog=1024}" \
+    "${5:+--web-listen tcp:$5:interface=127.0.0.1:backlog=1024}" \
     "--users $3 --audit-log $1/server.log $(chat_options)"
 }
 
 # start_server NAME DIR CPUS: start NAME pinned to CPUS, its files in DIR;
-# sets SERVER_PID and PORT.
+# sets SERVER_PID and PORT (and IRC_PORT for ours, which listens for IRC
+# clients too).
 start_server() {
   local name="$1" dir="$2" cpus="$3" cmd
   PORT=$((PORT + 1))
+  IRC_PORT=""
   mkdir -p "$dir"
   case "$name" in
-    ours) cmd="$(ours_command "$dir" "$PORT" "$dir/users.json")" ;;
+    ours)
+      IRC_PORT=$PORT  # then PORT, the line port, is the last one taken
+      PORT=$((PORT + 1))
+      cmd="$(ours_command "$dir" "$PORT" "$dir/users.json" "$IRC_PORT")"
+      ;;
     words) cmd="$PY $BENCH/peers/words_server.py --port $PORT" ;;
     miniircd) cmd="$VENV/bin/miniircd --listen 127.0.0.1 --ports $PORT --setuid root" ;;
     ngircd)
@@ -132,7 +174,9 @@ start_server() {
   # shellcheck disable=SC2086
   (cd "$dir" && exec taskset -c "$cpus" $cmd >"$dir/stdout.log" 2>&1) &
   SERVER_PID=$!
-  if ! "$PY" "$BENCH/loadgen.py" waitport --port "$PORT" --timeout 30 >/dev/null; then
+  if ! "$PY" "$BENCH/loadgen.py" waitport --port "$PORT" --timeout 30 >/dev/null ||
+    { [ -n "$IRC_PORT" ] &&
+      ! "$PY" "$BENCH/loadgen.py" waitport --port "$IRC_PORT" --timeout 30 >/dev/null; }; then
     log "$name did not start; see $dir/stdout.log"
     stop_server
     return 1
@@ -174,18 +218,19 @@ trap cleanup EXIT
 # gen JSON ARGS...: run the load generator on its own CPU, bounded in time.
 gen() {
   local json="$1"; shift
-  record "taskset -c $GEN_CPU $PY bench/loadgen.py --json ${json#"$BENCH/"} $*"
+  record "taskset -c $GEN_CPU $PY bench/loadgen.py --json ${json#"$BENCH/"} $(quote "$@")"
   timeout 900 taskset -c "$GEN_CPU" "$PY" "$BENCH/loadgen.py" --json "$json" "$@" \
     >/dev/null 2>>"$OUT/loadgen.stderr" || log "loadgen $1 reported an error ($json)"
 }
 
 describe_settings() {
   case "$1" in
-    ours) echo "ours: listen backlog=1024; $(chat_options)" ;;
+    ours) echo "ours: listen backlog=1024; $(chat_options) (the IRC and web front-ends share these limits; ours with IRC clients: --irc-listen beside --listen, channel #general, PASS with the account's password)" ;;
     words) echo "words: no limits to raise (listen backlog 1024)" ;;
     miniircd) echo "miniircd: no flood limits; select() loop (at most ~1020 connections)" ;;
     ngircd) echo "ngircd: bench/peers/ngircd.conf.in (MaxPenaltyTime=0, MaxConnections=0, MaxConnectionsIP=0, MaxJoins=0, PingTimeout=600, DNS/Ident/PAM off)" ;;
     inspircd) echo "inspircd: bench/peers/inspircd.conf.in (commandrate=1e9, threshold=1e6, fakelag=no, localmax/globalmax=30000, sendq 16 MiB, pingfreq=600)" ;;
+    frontends) echo "frontends: one server as ours with --listen, --irc-listen and --web-listen (tcp, 127.0.0.1, backlog=1024); the same limits for every front-end" ;;
     hub) echo "hub: every node as ours plus --hub redis://127.0.0.1:<port>/0 (accounts in Redis); $(redis-server --version | cut -d' ' -f1-3) --save \"\" --appendonly no, pinned with the nodes" ;;
   esac
 }
@@ -204,6 +249,76 @@ run_fanout() {
       --observers "$OBSERVERS" --rate "$rate" --window "$WINDOW" \
       --duration "$DURATION" --read-interval "$READ_INTERVAL" --prefix f \
       --connect-concurrency 16
+    [ -n "$IRC_PORT" ] || continue
+    # Ours again with IRC clients, as the IRC peers are measured: the same
+    # users (nick = account, PASS its password) in #general.
+    log "$name fan-out rate=$rate, IRC clients"
+    gen "$OUT/$name-irc-fanout-$rate.json" fanout --proto irc --irc-pass \
+      --irc-channel "#general" --label "$name-irc" --port "$IRC_PORT" \
+      --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
+      --observers "$OBSERVERS" --rate "$rate" --window "$WINDOW" \
+      --duration "$DURATION" --read-interval "$READ_INTERVAL" --prefix f \
+      --connect-concurrency 16
+  done
+  stop_server
+}
+
+# frontend_args WORKLOAD LINE_PORT IRC_PORT WEB_PORT: the loadgen options of
+# one workload of the front-ends section (empty for an unknown one).
+frontend_args() {
+  local irc="--irc-pass --irc-channel #general" rooms="--rooms $ROOMS"
+  case "$1" in
+    line) echo "--proto chat --port $2" ;;
+    mixed) echo "--proto chat,irc $irc --port $2,$3" ;;
+    irc) echo "--proto irc $irc --port $3" ;;
+    web) echo "--proto web --port $4" ;;
+    all3) echo "--proto chat,irc,web $irc --port $2,$3,$4" ;;
+    rooms) echo "--proto chat $rooms --port $2" ;;
+    rooms-mixed) echo "--proto chat,irc $irc $rooms --port $2,$3" ;;
+    rooms-irc) echo "--proto irc $irc $rooms --port $3" ;;
+    rooms-web) echo "--proto web $rooms --port $4" ;;
+  esac
+}
+
+# The front-ends section: one of our servers listening for line, IRC and web
+# clients; at each rate, every workload in turn, REPEAT rounds, so that each
+# is measured beside all-line on the same server in the same run.
+# Results: frontends-<workload>-<rate>-<round>.json.
+run_frontends() {
+  local dir="$OUT/frontends" line irc web port cmd rate round workload args
+  mkdir -p "$dir"
+  "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix w --out "$dir/users.json" >/dev/null
+  line=$((PORT + 1)) irc=$((PORT + 2)) web=$((PORT + 3))
+  PORT=$web
+  cmd="$(ours_command "$dir" "$line" "$dir/users.json" "$irc" "$web")"
+  record "taskset -c $SERVER_CPU $cmd"
+  # shellcheck disable=SC2086
+  (cd "$dir" && exec taskset -c "$SERVER_CPU" $cmd >"$dir/stdout.log" 2>&1) &
+  SERVER_PID=$!
+  for port in "$line" "$irc" "$web"; do
+    if ! "$PY" "$BENCH/loadgen.py" waitport --port "$port" --timeout 30 >/dev/null; then
+      log "the front-ends server did not start; see $dir/stdout.log"
+      stop_server
+      return 1
+    fi
+  done
+  for rate in $FRONTENDS_RATES; do
+    for round in $(seq "$REPEAT"); do
+      for workload in $FRONTENDS_WORKLOADS; do
+        args="$(frontend_args "$workload" "$line" "$irc" "$web")"
+        if [ -z "$args" ]; then
+          log "front-ends: unknown workload $workload"
+          continue
+        fi
+        log "front-ends: $workload rate=$rate round $round"
+        # shellcheck disable=SC2086
+        gen "$OUT/frontends-$workload-$rate-$round.json" fanout $args \
+          --label "$workload" --pid "$SERVER_PID" --users "$USERS" \
+          --senders "$SENDERS" --observers "$OBSERVERS" --rate "$rate" \
+          --duration "$DURATION" --read-interval "$READ_INTERVAL" --prefix w \
+          --connect-concurrency 16
+      done
+    done
   done
   stop_server
 }
@@ -356,13 +471,16 @@ log "results in $OUT"
   echo "idle: users=$IDLE_USERS idle=${IDLE_SECONDS}s login-timeout=${IDLE_LOGIN_TIMEOUT}s"
   echo "storm: users=$STORM_USERS"
 } >"$OUT/parameters.txt"
+if frontends_wanted && ! grep -q '^front-ends:' "$OUT/parameters.txt"; then
+  echo "front-ends: users=$USERS senders=$SENDERS observers=$OBSERVERS workloads=[$FRONTENDS_WORKLOADS] rates=[$FRONTENDS_RATES] rounds=$REPEAT rooms=$ROOMS duration=${DURATION}s read-interval=${READ_INTERVAL}ms; with several front-ends user i speaks the (i mod K)th" >>"$OUT/parameters.txt"
+fi
 if hub_wanted && ! grep -q '^hub:' "$OUT/parameters.txt"; then
   echo "hub: users=$USERS senders=$SENDERS observers=$OBSERVERS nodes=[0 $HUB_NODES] (0: one node without --hub) rates=[$HUB_RATES] duration=${DURATION}s read-interval=${READ_INTERVAL}ms; users and senders round-robin over the nodes" >>"$OUT/parameters.txt"
 fi
-PEERS_ONLY="$(tr ' ' '\n' <<<"$PEERS" | grep -vx -e hub -e '' | tr '\n' ' ')"
+PEERS_ONLY="$(tr ' ' '\n' <<<"$PEERS" | grep -vx -e hub -e frontends -e '' | tr '\n' ' ')"
 
 [ -e "$OUT/ceiling-relay-0.json" ] || run_ceiling
-if [ -n "$PEERS_ONLY" ] && [ ! -e "$OUT/hashbench.json" ]; then
+if [ -n "$PEERS_ONLY" ] && peer_workload storm && [ ! -e "$OUT/hashbench.json" ]; then
   log "argon2 hash baseline: $STORM_USERS hashes on CPU $SERVER_CPU"
   record "taskset -c $SERVER_CPU $PY bench/loadgen.py hashbench --users $STORM_USERS"
   taskset -c "$SERVER_CPU" "$PY" "$BENCH/loadgen.py" --json "$OUT/hashbench.json" \
@@ -376,10 +494,21 @@ for name in $PEERS_ONLY; do
     continue
   fi
   describe_settings "$name" >>"$OUT/settings.txt"
-  run_fanout "$name"
-  run_storm "$name"
-  run_idle "$name"
+  ! peer_workload fanout || run_fanout "$name"
+  ! peer_workload storm || run_storm "$name"
+  ! peer_workload idle || run_idle "$name"
 done
+
+if frontends_wanted; then
+  if installed ours; then
+    describe_settings ours >>"$OUT/settings.txt"
+    describe_settings frontends >>"$OUT/settings.txt"
+    run_frontends
+  else
+    log "skipping frontends: twistd chat is not installed"
+    echo frontends >>"$OUT/skipped.txt"
+  fi
+fi
 
 if hub_wanted; then
   if installed hub; then
