@@ -18,7 +18,6 @@ from twisted.python.threadpool import ThreadPool
 from .audit import AuditOutput
 from .frontends.connection import Connections
 
-
 # Connections the kernel may hold for a TCP listener before it accepts them:
 # Twisted's 50 overflow when a crowd connects at once (a storm of logins),
 # and the kernel's retries then cost seconds.
