@@ -6,6 +6,7 @@ limit, and the WebSocket over TLS.
 """
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,23 @@ async def test_slowReaderDropped(tmp_path: Path) -> None:
         web.transport.resumeProducing()
         await web.closed.addTimeout(TIMEOUT, reactor)
         await carol.waitFor(f"bob > 999 {'x' * 4000}", timeout=3 * TIMEOUT)
+
+
+@pytest_twisted.ensureDeferred
+async def test_nagleKeptOn(tmp_path: Path) -> None:
+    """
+    The WebSocket's socket keeps Nagle's algorithm on, as the line and IRC
+    front-ends' do, though twisted.web turns it off for its pages.
+    """
+    async with running(tmp_path, "--web-listen", LOOPBACK) as server:
+        port = server.service.listeners[1].port.getHost().port
+        web = await openWebSocket(port, f"http://127.0.0.1:{port}")
+        assert (await web.handshake()).startswith(b"HTTP/1.1 101 ")
+        web.send(type="login", name="alice", password="secret")
+        await web.expect("logged_in")
+        (connection,) = server.service.connections.open
+        handle = connection.transport.getHandle()
+        assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
 
 
 @pytest_twisted.ensureDeferred
