@@ -20,6 +20,7 @@ from twisted_chat.core.localhub import LocalHub
 from twisted_chat.frontends.connection import Connections
 from twisted_chat.frontends.irc.parser import Message, parseMessage
 from twisted_chat.frontends.irc.protocol import IRCFactory, IRCProtocol
+from twisted_chat.frontends.line import messages
 from twisted_chat.frontends.line.protocol import LineFactory, LineProtocol
 from twisted_chat.testing import (
     MemoryAccountStore,
@@ -1230,3 +1231,21 @@ class TestTags:
             "UNKNOWN_COMMAND",
             "INVALID_PARAMS",
         ]
+
+
+def test_too_many_connections() -> None:
+    """
+    When the server holds --max-connections connections, the next IRC
+    client gets C{ERROR} with the line protocol's reason and is closed, and
+    the clients already in are not disturbed.
+    """
+    chat = Chat(ServerConfig(maxConnections=1))
+    alice = chat.ircUser("alice")
+    refused = chat.irc.buildProtocol(IPv4Address("TCP", "192.0.2.8", 40001))
+    assert not isinstance(refused, IRCProtocol)
+    transport = StringTransportWithDisconnection()
+    transport.protocol = refused
+    refused.makeConnection(transport)  # type: ignore[no-untyped-call]
+    assert transport.value() == f"ERROR :{messages.TOO_MANY_CONNECTIONS}\r\n".encode()
+    assert transport.disconnecting or not transport.connected
+    assert not alice.closed

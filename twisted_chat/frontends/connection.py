@@ -124,6 +124,22 @@ class Coalescer:
         self._handle(items)
 
 
+class Refused(Protocol):
+    """
+    The answer to a connection over the limits: C{data} (what the front-end
+    says to it, in its own wire format), then hang up.
+    """
+
+    transport: StreamTransport  # type: ignore[assignment]
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.data)
+        self.transport.loseConnection()
+
+
 class Connections:
     """
     The open connections of every front-end of one node, and what they

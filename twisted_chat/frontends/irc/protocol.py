@@ -25,7 +25,6 @@ from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.python.failure import Failure
 
 from ... import __version__
-from ..._types import StreamTransport
 from ...core.commands import ANSWERS, parseLine
 from ...core.events import (
     Event,
@@ -67,7 +66,7 @@ from ...core.events import (
 from ...core.history import Around, HistoryQuery, Reference
 from ...core.session import HISTORY_MAX
 from ...core.text import RESERVED, foldName, normalizeRoom
-from ..connection import Connections, LineConnection
+from ..connection import Connections, LineConnection, Refused
 from ..line.render import lines as contract
 from . import caps, numerics
 from .parser import MAX_LINE, LineTooLongError, Message, parseMessage
@@ -1357,20 +1356,7 @@ class IRCFactory(ServerFactory):
         """
         admitted, key = self.connections.admit(addr)
         if not admitted:
-            return _RefusedProtocol()
+            return Refused(f"ERROR :{contract(TooManyConnections())[0]}\r\n".encode())
         protocol = IRCProtocol(self, key)
         protocol.factory = self
         return protocol
-
-
-class _RefusedProtocol(Protocol):
-    """
-    Says there are too many connections, and hangs up.
-    """
-
-    transport: StreamTransport  # type: ignore[assignment]
-
-    def connectionMade(self) -> None:
-        text = contract(TooManyConnections())[0]
-        self.transport.write(f"ERROR :{text}\r\n".encode())
-        self.transport.loseConnection()

@@ -13,7 +13,6 @@ from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.python.failure import Failure
 
-from ..._types import StreamTransport
 from ...core.events import (
     Event,
     Goodbye,
@@ -24,7 +23,7 @@ from ...core.events import (
     TooManyConnections,
 )
 from ...core.text import clean
-from ..connection import Connections, LineConnection
+from ..connection import Connections, LineConnection, Refused
 from . import messages
 from .render import LINE_RENDERER, encodeLine, lines
 
@@ -145,20 +144,7 @@ class LineFactory(ServerFactory):
         """
         admitted, key = self.connections.admit(addr)
         if not admitted:
-            return _RefusedProtocol()
+            return Refused(b"".join(map(encodeLine, lines(TooManyConnections()))))
         protocol = LineProtocol(self.connections, key)
         protocol.factory = self
         return protocol
-
-
-class _RefusedProtocol(Protocol):
-    """
-    Says there are too many connections, and hangs up.
-    """
-
-    transport: StreamTransport  # type: ignore[assignment]
-
-    def connectionMade(self) -> None:
-        for line in lines(TooManyConnections()):
-            self.transport.write(encodeLine(line))
-        self.transport.loseConnection()
