@@ -164,10 +164,15 @@ class TestRender:
     def test_everyEventKind(self) -> None:
         """
         When any kind of event the core produces is rendered, the web front-end makes
-        one JSON object with a type, and errors and notices carry a filled-in text.
+        one JSON object with a type, and errors and notices carry a filled-in text;
+        a connection over the limits is answered before any WebSocket, over HTTP.
         """
         assert {type(event) for event in SAMPLES} == set(get_args(Event))
         for event in SAMPLES:
+            if type(event) is TooManyConnections:
+                with pytest.raises(TypeError):
+                    message(event)
+                continue
             rendered = message(event)
             assert isinstance(rendered["type"], str), event
             json.loads(encode(rendered))
@@ -672,18 +677,49 @@ class TestHandshake:
 
     def test_tooManyConnections(self) -> None:
         """
-        When a connection is over the per-address limit, the server opens the
-        WebSocket only to say so and close it; the open ones go on.
+        When a connection is over the per-address limit, the server answers 503
+        before any WebSocket and closes it; the open ones go on.
         """
         chat = WebChat(ServerConfig(maxConnectionsPerIp=1))
         first = chat.connect()
-        second = chat.connect()
-        frames = second.frames()
-        assert json.loads(frames[0][1])["code"] == "too_many_connections"
-        assert frames[-1][0] == 8
+        second = WebClient(chat.site, port=next(chat.ports))
+        assert second.transport.value().startswith(b"HTTP/1.1 503 Service Unavailable")
+        assert b"Retry-After: 60" in second.transport.value()
+        assert not second.transport.connected
         assert len(chat.connections.open) == 1
         first.send(type="login", name="alice", password="pw")
         assert first.take()[0]["type"] == "logged_in"
+
+    def test_pageLoadsCounted(self) -> None:
+        """
+        When page loads hold connections open, they count against the
+        per-address limit like WebSockets, and each frees its place as it ends,
+        upgraded or not.
+        """
+        chat = WebChat(ServerConfig(maxConnectionsPerIp=2))
+        page = WebClient(chat.site, port=next(chat.ports))
+        head = page.request(f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        chat.connect()
+        refused = WebClient(chat.site, port=next(chat.ports))
+        assert refused.transport.value().startswith(b"HTTP/1.1 503 ")
+        page.transport.loseConnection()
+        socket = chat.connect()
+        assert WebClient(chat.site).transport.value().startswith(b"HTTP/1.1 503 ")
+        socket.transport.loseConnection()
+        assert chat.connect().websocket.connection is not None
+
+    def test_refusedHandshakeFreesItsPlace(self) -> None:
+        """
+        When a WebSocket from a page of another origin is refused, its
+        connection frees its place against the per-address limit as it ends.
+        """
+        chat = WebChat(ServerConfig(maxConnectionsPerIp=1))
+        client = WebClient(chat.site, port=next(chat.ports))
+        head = client.request(handshake("https://evil.example"))
+        assert head.startswith(b"HTTP/1.1 403 ")
+        client.transport.loseConnection()
+        assert chat.connect().websocket.connection is not None
 
 
 class TestLogin:

@@ -1,8 +1,9 @@
 """
 The web front-end over real sockets, with the server built by the plugin in
 this process: the handshake and frames through twisted.web's takeover of
-the connection, a browser that stops reading dropped by the send-queue
-limit, and the WebSocket over TLS.
+the connection, every connection counted against the connection limits, a
+browser that stops reading dropped by the send-queue limit, and the
+WebSocket over TLS.
 """
 
 import json
@@ -131,6 +132,56 @@ async def test_slowReaderDropped(tmp_path: Path) -> None:
         web.transport.resumeProducing()
         await web.closed.addTimeout(TIMEOUT, reactor)
         await carol.waitFor(f"bob > 999 {'x' * 4000}", timeout=3 * TIMEOUT)
+
+
+class Silent(Protocol):
+    """
+    A connection that says nothing, as a page's idle keep-alive one or a
+    slow client's.
+    """
+
+    def __init__(self) -> None:
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.closed.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_everyConnectionCounted(tmp_path: Path) -> None:
+    """
+    When an address holds as many connections to the web listener as the
+    per-address limit allows, even ones that never send a request, its next
+    connection is answered 503 before any WebSocket; once one of them ends,
+    a WebSocket opens.
+    """
+    async with running(
+        tmp_path,
+        "--web-listen",
+        LOOPBACK,
+        "--max-connections-per-ip",
+        "2",
+        "--no-exempt-loopback",
+    ) as server:
+        port = server.service.listeners[1].port.getHost().port
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port, timeout=5)
+        silent = [await connectProtocol(endpoint, Silent()) for _ in range(2)]
+        web = await openWebSocket(port, f"http://127.0.0.1:{port}")
+        assert (await web.handshake()).startswith(b"HTTP/1.1 503 ")
+        await web.closed.addTimeout(TIMEOUT, reactor)
+        silent[0].transport.loseConnection()
+        await silent[0].closed.addTimeout(TIMEOUT, reactor)
+        status = b""
+        for _ in range(20):  # until the server has seen the close
+            web = await openWebSocket(port, f"http://127.0.0.1:{port}")
+            status = await web.handshake()
+            if not status.startswith(b"HTTP/1.1 503 "):
+                break
+            await deferLater(reactor, 0.05)
+        assert status.startswith(b"HTTP/1.1 101 "), status
+        web.send(type="login", name="alice", password="secret")
+        await web.expect("logged_in")
+        silent[1].transport.loseConnection()
 
 
 @pytest_twisted.ensureDeferred

@@ -185,17 +185,31 @@ class Connections:
         @return: whether they do, and the key its address is counted under
             (L{None}: exempt, as loopback is unless configured otherwise).
         """
-        host = getattr(addr, "host", None)
-        key = None
-        if host is not None and not (self.config.exemptLoopback and _isLoopback(host)):
-            key = addressKey(host)
+        key = self.limitKey(addr)
         withinRate = key is None or self._newConnections.allow(
             key, self.clock.seconds()
         )
         if not (withinRate and self._counter.admit(key)):
+            host = getattr(addr, "host", None)
             self.log.info("Refused a connection from {host}: too many", host=host)
             return False, key
         return True, key
+
+    def limitKey(self, addr: IAddress | None) -> str | None:
+        """
+        The key the per-address limits count a connection from C{addr} under
+        (L{None}: exempt, as loopback is unless configured otherwise).
+        """
+        host = getattr(addr, "host", None)
+        if host is None or (self.config.exemptLoopback and _isLoopback(host)):
+            return None
+        return addressKey(host)
+
+    def release(self, key: str | None) -> None:
+        """
+        Forget a connection admitted under C{key}, as it ends.
+        """
+        self._counter.release(key)
 
     def _flushAll(self, connections: list["StreamConnection"]) -> None:
         for connection in connections:
@@ -211,7 +225,7 @@ class Connections:
     def removed(self, connection: "StreamConnection") -> None:
         if connection in self.open:
             self.open.discard(connection)
-            self._counter.release(connection.limitKey)
+            self.release(connection.limitKey)
         if not self.open:
             waiting, self._allClosed = self._allClosed, []
             for d in waiting:

@@ -61,7 +61,6 @@ ERRORS = {
     " again later.",
     "server_error": "Sorry, the server could not do that; please try again.",
     "superseded": "You logged in from another connection.",
-    "too_many_connections": "Too many connections.",
     "login_timeout": "Login timed out.",
     "excess_flood": "Excess flood.",
 }

@@ -3,9 +3,9 @@ The WebSocket of one browser (or any web client): JSON messages, one per
 frame, in both directions, over autobahn's WebSocket on twisted.web.
 
 Two objects serve one client.  L{ChatWebSocket}, the autobahn protocol,
-does the handshake and the framing: it checks the C{Origin}, admits the
-connection within the connection limits, and gathers each message within
-the size limit.  L{WebConnection}, a L{StreamConnection} on the same
+does the handshake and the framing: it checks the C{Origin}, takes over the
+count the connection limits keep of the HTTP connection it was, and gathers
+each message within the size limit.  L{WebConnection}, a L{StreamConnection} on the same
 transport, is the chat: it decodes messages, calls the session core and
 renders its events as frames, with every limit a stream front-end has (the
 login clock, the flood bucket, the send queue).  All output after the
@@ -43,13 +43,12 @@ from ...core.events import (
     RoomRefusal,
     RoomRefused,
     Superseded,
-    TooManyConnections,
 )
 from ...core.history import Around, HistoryQuery, Reference
 from ...core.session import HISTORY_DEFAULT, HISTORY_MAX
 from ...core.text import clean, foldName, normalizeRoom
 from ..connection import Connections, StreamConnection
-from .render import WEB_RENDERER, Message, encode, error, frame, loginRefused, message
+from .render import WEB_RENDERER, Message, error, frame, loginRefused, message
 
 # A line id as history gives it: <milliseconds>-<sequence>.
 _MSGID = re.compile(r"[0-9]{1,16}-[0-9]{1,9}")
@@ -449,8 +448,9 @@ class ChatWebSocket(WebSocketServerProtocol):
     """
     The WebSocket of one web client, as autobahn speaks it.
 
-    @ivar connection: the chat of this client, from the handshake on;
-        L{None} if the connection limits refused it.
+    @ivar connection: the chat of this client, from the handshake on.
+    @ivar limitKey: the key the connection limits count this connection
+        under, as its HTTP channel (L{ChatChannel}) was admitted.
     """
 
     factory: "ChatWebSocketFactory"
@@ -460,17 +460,25 @@ class ChatWebSocket(WebSocketServerProtocol):
     def __init__(self) -> None:
         super().__init__()
         self.connection: WebConnection | None = None
+        self.limitKey: str | None = None
         self._parts: list[bytes] = []
         self._size = 0
         self._binary = False
 
     # Handshake
 
+    def connectionMade(self) -> None:
+        """
+        Take the HTTP connection over, and with it its count against the
+        connection limits, which this protocol releases as it ends unless
+        its chat began (the chat's end releases it then).
+        """
+        super().connectionMade()
+        self.limitKey = self.factory.connections.limitKey(self.transport.getPeer())
+
     def onConnect(self, request: ConnectionRequest) -> None:
         """
-        Refuse a page from another origin; admit the connection within the
-        connection limits and start its chat.  A connection over the limits
-        is told so once open, then closed.
+        Refuse a page from another origin, or start the connection's chat.
         """
         factory = self.factory
         secure = ISSLTransport.providedBy(self.transport)
@@ -479,9 +487,6 @@ class ChatWebSocket(WebSocketServerProtocol):
             raise ConnectionDeny(  # type: ignore[no-untyped-call]
                 ConnectionDeny.FORBIDDEN, "Origin not allowed"
             )
-        admitted, key = factory.connections.admit(self.transport.getPeer())
-        if not admitted:
-            return
         # twisted.web's channel registered itself as the transport's
         # producer; the chat registers its own to watch the send queue.
         self.transport.unregisterProducer()
@@ -491,16 +496,9 @@ class ChatWebSocket(WebSocketServerProtocol):
         # line protocol's CPU.
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(False)
-        self.connection = WebConnection(factory.connections, key, self)
+        self.connection = WebConnection(factory.connections, self.limitKey, self)
         # BaseProtocol.makeConnection is unannotated in Twisted.
         self.connection.makeConnection(self.transport)  # type: ignore[no-untyped-call]
-
-    def onOpen(self) -> None:
-        if self.connection is None:
-            refusal = encode(message(TooManyConnections()))
-            # autobahn leaves sendMessage unannotated.
-            self.sendMessage(refusal)  # type: ignore[no-untyped-call]
-            self.sendClose(1000)
 
     def sendData(
         self, data: bytes, sync: bool = False, chopsize: int | None = None
@@ -520,6 +518,8 @@ class ChatWebSocket(WebSocketServerProtocol):
         super().connectionLost(reason)
         if self.connection is not None:
             self.connection.connectionLost(reason)
+        else:
+            self.factory.connections.release(self.limitKey)
 
     # Messages: gathered here rather than by autobahn, so that a frame over
     # the limit is refused as it streams in, never buffered, and the

@@ -66,7 +66,6 @@ from ...core.events import (
     ShuttingDown,
     SlowDown,
     Superseded,
-    TooManyConnections,
     UnknownCommand,
     UserInfo,
     UserJoined,
@@ -115,7 +114,6 @@ _FIXED_ERRORS: dict[type, str] = {
     ServiceDegraded: "degraded",
     ServerError: "server_error",
     Superseded: "superseded",
-    TooManyConnections: "too_many_connections",
     LoginTimedOut: "login_timeout",
     ExcessFlood: "excess_flood",
 }
