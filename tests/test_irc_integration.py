@@ -20,7 +20,9 @@ from redisserver import RedisServer
 from test_twistd import TIMEOUT, LineSocket, Twistd
 
 IRC = ("--irc-listen", "tcp:0:interface=127.0.0.1", "--irc-server-name", "irc.test")
-LISTENING = re.compile(r"Listening on tcp:0:interface=127\.0\.0\.1: 127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(
+    r"Listening on tcp:0:interface=127\.0\.0\.1: 127\.0\.0\.1:(\d+) \(IRC\)"
+)
 
 
 async def ircLogin(server: Server, name: str, *capabilities: str) -> ChatClient:
@@ -141,13 +143,13 @@ class IRCSocket(LineSocket):
 
 def ircPort(server: Twistd) -> int:
     """
-    The IRC listener's port from twistd's log (the line listener logs first).
+    The IRC listener's port from twistd's log.
     """
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        ports = LISTENING.findall(server.log.read_text("utf-8", "replace"))
-        if len(ports) > 1:
-            return int(ports[1])
+        match = LISTENING.search(server.log.read_text("utf-8", "replace"))
+        if match:
+            return int(match.group(1))
         time.sleep(0.05)
     raise AssertionError(f"no IRC listener:\n{server.describe()}")
 

@@ -22,7 +22,9 @@ from twisted_chat.service import withBacklog
 STARTUP_TIMEOUT = 20.0
 TIMEOUT = 5.0
 WELCOME = "Welcome to twisted-chat. An unknown name creates an account."
-LISTENING = re.compile(r"Listening on tcp:0:interface=127\.0\.0\.1: 127\.0\.0\.1:(\d+)")
+LISTENING = re.compile(
+    r"Listening on tcp:0:interface=127\.0\.0\.1: 127\.0\.0\.1:(\d+) \(line protocol\)"
+)
 
 
 def twistdCommand() -> list[str]:

@@ -57,12 +57,14 @@ class WebServer:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.lines: list[LineSocket] = []
 
-    def listening(self, description: str) -> int:
+    def listening(self, description: str, frontend: str = "web") -> int:
         """
-        The port of the listener C{description}, once the log says it listens.
+        The port of the listener C{description} of C{frontend}, once the log
+        says it listens.
         """
         listening = re.compile(
             rf"Listening on {re.escape(description)}: 127\.0\.0\.1:(\d+)"
+            rf" \({frontend}\)"
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
@@ -86,7 +88,7 @@ class WebServer:
         An IRC user, registered as C{name} (the server needs C{--irc-listen
         IRC}), with the names of #general read.
         """
-        user = LineSocket(self.listening(IRC))
+        user = LineSocket(self.listening(IRC, "IRC"))
         self.lines.append(user)
         user.send("PASS secret", f"NICK {name}", f"USER {name} 0 * :{name}")
         while f" 366 {name} #general " not in user.next():

@@ -38,16 +38,22 @@ def withBacklog(description: str) -> str:
 class ListenerService(Service):
     """
     Listen on one endpoint description and log the address actually bound,
-    so that C{tcp:0} is usable.
+    so that C{tcp:0} is usable, with the front-end it serves (C{frontend}),
+    so that one reading the log knows which port is which.
     """
 
     log = Logger()
 
     def __init__(
-        self, description: str, factory: IProtocolFactory, reactor: object
+        self,
+        description: str,
+        factory: IProtocolFactory,
+        reactor: object,
+        frontend: str,
     ) -> None:
         self.description = description
         self.factory = factory
+        self.frontend = frontend
         self.reactor = reactor
         self.port: IListeningPort | None = None
 
@@ -63,10 +69,11 @@ class ListenerService(Service):
         self.port = port
         address = port.getHost()
         self.log.info(
-            "Listening on {description}: {host}:{port}",
+            "Listening on {description}: {host}:{port} ({frontend})",
             description=self.description,
             host=getattr(address, "host", address),
             port=getattr(address, "port", ""),
+            frontend=self.frontend,
         )
 
     def stopService(self) -> "Deferred[None]":

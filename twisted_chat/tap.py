@@ -407,12 +407,12 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
     lineFactory = LineFactory(connections)
     for description in config.listen:
         MultiService.addService(
-            service, ListenerService(description, lineFactory, reactor)
+            service, ListenerService(description, lineFactory, reactor, "line protocol")
         )
     ircFactory = IRCFactory(connections, config.ircServerName)
     for description in config.ircListen:
         MultiService.addService(
-            service, ListenerService(description, ircFactory, reactor)
+            service, ListenerService(description, ircFactory, reactor, "IRC")
         )
     if config.webListen:
         frontends = (LINE_RENDERER.kind, IRC_KIND, WEB_RENDERER.kind)
@@ -422,7 +422,7 @@ def makeService(options: Options, reactor: Any = None) -> ChatService:
             # ListenerService is typed for ServerFactory[_ProtoWithFactory],
             # an invariant parameter the Site (of HTTP channels) does not
             # match, though any server factory works.
-            listener = ListenerService(description, site, reactor)
+            listener = ListenerService(description, site, reactor, "web")
             MultiService.addService(service, listener)
     udp = UDPServer(config.udpPort, presence, interface=config.udpInterface)
     MultiService.addService(service, udp)

@@ -129,9 +129,7 @@ class SessionCore:
         name = normalizeName(raw)
         return None if name is None or foldName(name) in RESERVED else name
 
-    def logIn(
-        self, name: str, password: str, replay: bool = True
-    ) -> "Deferred[None]":
+    def logIn(self, name: str, password: str, replay: bool = True) -> "Deferred[None]":
         """
         Log in as C{name} (valid by L{checkName}), registering it if it is
         unknown, within the registration limit and after the login backoff
