@@ -15,6 +15,8 @@
 # the n-th revision only (from 1) in ARGS_<n>: `ARGS_2="--history none"
 # bash bench/ab.sh WORK WORK` compares one tree with itself under two
 # settings.  LOADGEN_ARGS go to every fan-out run (e.g. "--rooms 10").
+# PROTO picks the front-end our revisions are driven through: chat (the
+# line protocol, the default), irc or web.
 # Writes $OUT/ab.md and one JSON per run.
 set -uo pipefail
 
@@ -33,6 +35,13 @@ SENDERS="${SENDERS:-10}"
 OBSERVERS="${OBSERVERS:-3}"
 CHAT_ARGS="${CHAT_ARGS:-}"
 LOADGEN_ARGS="${LOADGEN_ARGS:-}"  # e.g. "--rooms 10"
+PROTO="${PROTO:-chat}"
+case "$PROTO" in
+  chat) LISTEN=--listen ;;
+  irc) LISTEN=--irc-listen ;;
+  web) LISTEN=--web-listen ;;
+  *) echo "PROTO is chat, irc or web" >&2; exit 2 ;;
+esac
 LIMITS="--flood-rate 0 --max-connections 0 --max-connections-per-ip 0 --max-new-connections-per-ip 0 --max-registrations-per-ip 0 --login-timeout 0 --udp-port 0 --udp-interface 127.0.0.1"
 PORT="${PORT_BASE:-18000}"
 SERVER_PID=""
@@ -79,7 +88,7 @@ for round in $(seq "$REPEAT"); do
       mkdir -p "$dir"
       cp "$OUT/users.json" "$dir/users.json"
       PORT=$((PORT + 1))
-      proto=chat
+      proto=$PROTO
       if [ "$rev" = miniircd ]; then
         proto=irc
         (cd "$dir" && exec taskset -c "$SERVER_CPU" "$VENV/bin/miniircd" --listen 127.0.0.1 \
@@ -88,7 +97,7 @@ for round in $(seq "$REPEAT"); do
         # shellcheck disable=SC2086
         (cd "$dir" && PYTHONPATH="$src" exec taskset -c "$SERVER_CPU" "$VENV/bin/twistd" -n \
           --pidfile= --logfile="$dir/twistd.log" chat \
-          --listen "tcp:$PORT:interface=127.0.0.1:backlog=1024" --users "$dir/users.json" \
+          "$LISTEN" "tcp:$PORT:interface=127.0.0.1:backlog=1024" --users "$dir/users.json" \
           --audit-log "$dir/server.log" $LIMITS $CHAT_ARGS ${!extra_var:-} \
           >"$dir/stdout.log" 2>&1) &
       fi
