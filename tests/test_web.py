@@ -1391,6 +1391,76 @@ class TestBadInput:
         assert alice.frames() == [(10, b"beat")]
 
 
+class TestFraming:
+    """
+    Whole text frames take a short way to the chat and every other frame goes
+    through autobahn's parser; what a client sends arrives in order either way.
+    """
+
+    # The message around the text is 47 bytes: frames of 125 and 126 bytes
+    # are the two sides of the first length boundary, 65,535 and 65,536 of
+    # the second.
+    @pytest.mark.parametrize("size", [1, 125 - 47, 126 - 47, 65535 - 47, 65536 - 47])
+    def test_everyLengthHeader(self, size: int) -> None:
+        """
+        When a text comes in a frame with any length header (in the first byte,
+        in two more, in eight more), it arrives whole.
+        """
+        chat = WebChat(ServerConfig(maxLineBytes=0))
+        bob = chat.line("bob")
+        alice = chat.login("alice")
+        bob.take()
+        alice.send(type="say", room="#general", text="z" * size)
+        assert bob.take() == ["alice > " + "z" * size]
+
+    def test_splitAcrossReads(self) -> None:
+        """
+        When frames arrive cut at every byte, in one read with others, or with a
+        ping between them, every message arrives once, in order, and the ping
+        is answered.
+        """
+        chat = WebChat(ServerConfig(floodRate=0))
+        bob = chat.line("bob")
+        alice = chat.login("alice")
+        bob.take()
+
+        def say(text: str) -> bytes:
+            return clientFrame(
+                json.dumps({"type": "say", "room": "#general", "text": text}).encode()
+            )
+
+        stream = say("one") + say("two") + clientFrame(b"beat", opcode=9) + say("three")
+        for cut in range(len(stream)):
+            alice.sendRaw(stream[:cut])
+            alice.sendRaw(stream[cut:])
+            assert bob.take() == ["alice > one", "alice > two", "alice > three"], cut
+            assert [f for f in alice.frames() if f[0] != 1] == [(10, b"beat")], cut
+        for byte in stream:
+            alice.sendRaw(bytes([byte]))
+        assert bob.take() == ["alice > one", "alice > two", "alice > three"]
+
+    def test_invalidUTF8(self, chat: WebChat) -> None:
+        """
+        When a text frame is not valid UTF-8, the server fails the WebSocket, as
+        RFC 6455 says (autobahn drops the connection), and the chat goes on for
+        others.
+        """
+        bob = chat.line("bob")
+        alice = chat.login("alice")
+        bob.take()
+        alice.sendRaw(clientFrame(b'{"type":"say","room":"#general","text":"\xff"}'))
+        assert alice.closed
+        assert bob.take() == ["* alice left the chat."]
+
+    def test_unmasked(self, chat: WebChat) -> None:
+        """
+        When a client sends an unmasked frame, the server fails the WebSocket.
+        """
+        alice = chat.login("alice")
+        alice.sendRaw(b"\x81\x0e" + b'{"type":"who"}')
+        assert alice.closed
+
+
 class TestLimits:
     def test_flood(self) -> None:
         """

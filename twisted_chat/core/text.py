@@ -4,6 +4,7 @@ Rules for the text users send: names and the lines that are relayed or logged.
 
 import re
 import unicodedata
+from functools import lru_cache
 
 MAX_NAME_LENGTH = 32
 
@@ -113,6 +114,9 @@ GENERAL = "#general"
 RESERVED = frozenset({"chatserv"})
 
 
+# Web and IRC clients name the room of every line they send: the few names
+# in use are checked once each, not once a line.
+@lru_cache(maxsize=1024)
 def normalizeRoom(raw: str) -> str | None:
     """
     Return the NFKC form of C{raw} if it is a valid room name (C{#} and a

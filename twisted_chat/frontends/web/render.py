@@ -308,11 +308,16 @@ def message(event: Event) -> Message:
     raise TypeError(f"no message for {event!r}")
 
 
+# One encoder for every message: json.dumps with options builds a new one
+# each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(message: Message) -> bytes:
     """
     C{message} as compact UTF-8 JSON.
     """
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(message).encode()
 
 
 def textFrame(payload: bytes) -> bytes:
