@@ -2,16 +2,16 @@
 The WebSocket of one browser (or any web client): JSON messages, one per
 frame, in both directions, over autobahn's WebSocket on twisted.web.
 
-Two objects serve one client.  L{ChatWebSocket}, the autobahn protocol,
-does the handshake and the framing: it checks the C{Origin}, takes over the
-count the connection limits keep of the HTTP connection it was, and gathers
-each message within the size limit.  L{WebConnection}, a L{StreamConnection} on the same
-transport, is the chat: it decodes messages, calls the session core and
-renders its events as frames, with every limit a stream front-end has (the
-login clock, the flood bucket, the send queue).  All output after the
+Two objects serve one client.  L{ChatWebSocket}, the autobahn protocol, does
+the handshake and the framing: it checks the C{Origin}, takes over the count
+the connection limits keep of the HTTP connection it was, and gathers each
+message within the size limit.  L{WebConnection}, a L{StreamConnection} on
+the same transport, is the chat: it decodes messages, calls the session core
+and renders its events as frames, with every limit a stream front-end has
+(the login clock, the flood bucket, the send queue).  All output after the
 handshake, autobahn's own frames included, goes through the connection's
-output queue, so that bytes keep their order whether they are written to
-the socket directly or through the transport.
+output queue, so that bytes keep their order whether they are written to the
+socket directly or through the transport.
 """
 
 import json

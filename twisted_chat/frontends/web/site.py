@@ -43,15 +43,15 @@ SECURITY_HEADERS = {
 # The answer to a connection over the limits, before it says anything: what
 # a proxy's connection limit answers, so that a page's WebSocket fails (and
 # the page tries again later) and nothing of the refused connection is kept.
+_REFUSAL = b"Too many connections.\n"
 TOO_MANY_CONNECTIONS = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Content-Length: 22\r\n"
+    b"Content-Length: %d\r\n"
     b"Retry-After: 60\r\n"
     b"Connection: close\r\n"
-    b"\r\n"
-    b"Too many connections.\n"
-)
+    b"\r\n%s"
+) % (len(_REFUSAL), _REFUSAL)
 
 
 class ChatChannel(HTTPChannel):
