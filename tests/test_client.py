@@ -40,6 +40,7 @@ from twisted_chat.client.protocol import (
     Stage,
 )
 from twisted_chat.client.terminal import (
+    BELL_INTERVAL,
     ChatTerminal,
     Features,
     terminalFeatures,
@@ -723,6 +724,7 @@ class FakeClient:
         self.stage = Stage.CHAT
         self.seen = Seen()
         self.seen.me = "alice"
+        self.reactor = Clock()
 
     def userLine(self, text: str) -> None:
         self.lines.append(text)
@@ -984,7 +986,7 @@ def test_alertRingsAndRetitles() -> None:
     t.chat.alert("bob mentioned you")
     t.chat.alert("carol asks for a private chat")
     assert t.lines() == ["alice [#general] >"]
-    assert t.screen.bells == 2
+    assert t.screen.bells == 1
     assert t.screen.title == "twisted-chat: carol asks for a private chat"
     t.keys(b"y")
     assert t.lines() == ["alice [#general] > y"]
@@ -993,6 +995,25 @@ def test_alertRingsAndRetitles() -> None:
     quiet.lines()
     quiet.chat.alert("bob mentioned you")
     assert quiet.transport.value() == b""
+
+
+def test_bellAtMostEveryInterval() -> None:
+    """
+    When many lines name the user at once, the bell rings once, and again only
+    once BELL_INTERVAL seconds have passed; the title follows every alert.
+    """
+    t = TerminalHarness(features=Features(bell=True, title=True))
+    clock = t.client.reactor
+    for n in range(20):
+        t.chat.alert(f"user{n} mentioned you")
+    clock.advance(BELL_INTERVAL - 0.1)
+    t.chat.alert("bob mentioned you")
+    t.lines()
+    assert (t.screen.bells, t.screen.title) == (1, "twisted-chat: bob mentioned you")
+    clock.advance(0.1)
+    t.chat.alert("carol mentioned you")
+    t.lines()
+    assert t.screen.bells == 2
 
 
 def test_alertTitleCleaned() -> None:

@@ -41,6 +41,9 @@ ENTER = (b"\r", b"\n")
 
 FAINT, RESET = "2", "0"
 TITLE = "twisted-chat"
+# The bell rings at most once in this many seconds, however many lines
+# name the user.
+BELL_INTERVAL = 5.0
 # Terminals known to take a window title (OSC 2), by the start of their
 # TERM; the title is saved and restored (XTWINOPS 22 and 23) where they can.
 TITLED_TERMINALS = (
@@ -159,6 +162,7 @@ class ChatTerminal(HistoricRecvLine):
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._closing = False
         self._titled = False
+        self._lastBell = float("-inf")
 
     def connectionMade(self) -> None:
         HistoricRecvLine.connectionMade(self)
@@ -266,10 +270,13 @@ class ChatTerminal(HistoricRecvLine):
 
     def alert(self, title: str) -> None:
         """
-        Ring the bell and put C{title} in the window title (saving the old
-        one the first time), as far as L{features} allow.
+        Ring the bell, at most once every L{BELL_INTERVAL} seconds (a crowd
+        naming the user rings once), and put C{title} in the window title
+        (saving the old one the first time), as far as L{features} allow.
         """
-        if self.features.bell:
+        now = self.client.reactor.seconds()
+        if self.features.bell and now >= self._lastBell + BELL_INTERVAL:
+            self._lastBell = now
             self._write("\a")
         if self.features.title:
             if not self._titled:
