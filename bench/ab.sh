@@ -89,8 +89,12 @@ for round in $(seq "$REPEAT"); do
       cp "$OUT/users.json" "$dir/users.json"
       PORT=$((PORT + 1))
       proto=$PROTO
+      # Our IRC listener: the account's password as PASS, channel #general.
+      proto_args=""
+      [ "$PROTO" = irc ] && proto_args="--irc-pass --irc-channel #general"
       if [ "$rev" = miniircd ]; then
         proto=irc
+        proto_args=""
         (cd "$dir" && exec taskset -c "$SERVER_CPU" "$VENV/bin/miniircd" --listen 127.0.0.1 \
           --ports "$PORT" --setuid root >"$dir/stdout.log" 2>&1) &
       else
@@ -112,7 +116,7 @@ for round in $(seq "$REPEAT"); do
         --json "$OUT/$round-$rate-$((i + 1)).json" fanout --proto "$proto" --label "$rev" \
         --port "$PORT" --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
         --observers "$OBSERVERS" --rate "$rate" --duration "$DURATION" --prefix f \
-        --connect-concurrency 16 $LOADGEN_ARGS >/dev/null 2>>"$OUT/loadgen.stderr" ||
+        --connect-concurrency 16 $proto_args $LOADGEN_ARGS >/dev/null 2>>"$OUT/loadgen.stderr" ||
         log "loadgen reported an error ($rev, rate $rate)"
       stop_server
     done
