@@ -16,7 +16,10 @@
 # bash bench/ab.sh WORK WORK` compares one tree with itself under two
 # settings.  LOADGEN_ARGS go to every fan-out run (e.g. "--rooms 10").
 # PROTO picks the front-end our revisions are driven through: chat (the
-# line protocol, the default), irc or web.
+# line protocol, the default), irc or web.  NODES=N runs each of our
+# revisions as N nodes on one redis-server (all on the server CPU, users
+# round-robin over the nodes, CPU summed over the nodes and Redis); the
+# default, 0, is one node without --hub.
 # Writes $OUT/ab.md and one JSON per run.
 set -uo pipefail
 
@@ -36,6 +39,7 @@ OBSERVERS="${OBSERVERS:-3}"
 CHAT_ARGS="${CHAT_ARGS:-}"
 LOADGEN_ARGS="${LOADGEN_ARGS:-}"  # e.g. "--rooms 10"
 PROTO="${PROTO:-chat}"
+NODES="${NODES:-0}"
 case "$PROTO" in
   chat) LISTEN=--listen ;;
   irc) LISTEN=--irc-listen ;;
@@ -45,18 +49,26 @@ esac
 LIMITS="--flood-rate 0 --max-connections 0 --max-connections-per-ip 0 --max-new-connections-per-ip 0 --max-registrations-per-ip 0 --login-timeout 0 --udp-port 0 --udp-interface 127.0.0.1"
 PORT="${PORT_BASE:-18000}"
 SERVER_PID=""
+NODE_PIDS=()
+REDIS_PID=""
 
 [ $# -ge 1 ] || { echo "usage: bench/ab.sh REV [REV ...]" >&2; exit 2; }
 mkdir -p "$OUT"
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
+
 stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null
-  for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null
-  wait "$SERVER_PID" 2>/dev/null
+  local pid
+  for pid in "${NODE_PIDS[@]}" $SERVER_PID $REDIS_PID; do stop_pid "$pid"; done
+  NODE_PIDS=()
   SERVER_PID=""
+  REDIS_PID=""
 }
 trap stop_server EXIT
 
@@ -98,15 +110,42 @@ for round in $(seq "$REPEAT"); do
         (cd "$dir" && exec taskset -c "$SERVER_CPU" "$VENV/bin/miniircd" --listen 127.0.0.1 \
           --ports "$PORT" --setuid root >"$dir/stdout.log" 2>&1) &
       else
-        # shellcheck disable=SC2086
-        (cd "$dir" && PYTHONPATH="$src" exec taskset -c "$SERVER_CPU" "$VENV/bin/twistd" -n \
-          --pidfile= --logfile="$dir/twistd.log" chat \
-          "$LISTEN" "tcp:$PORT:interface=127.0.0.1:backlog=1024" --users "$dir/users.json" \
-          --audit-log "$dir/server.log" $LIMITS $CHAT_ARGS ${!extra_var:-} \
-          >"$dir/stdout.log" 2>&1) &
+        hub=""
+        ports=()
+        if [ "$NODES" -gt 0 ]; then
+          (cd "$dir" && exec taskset -c "$SERVER_CPU" redis-server --bind 127.0.0.1 \
+            --port "$PORT" --save "" --appendonly no --dir "$dir" \
+            --logfile "$dir/redis.log" >/dev/null 2>&1) &
+          REDIS_PID=$!
+          "$PY" "$BENCH/loadgen.py" waitport --port "$PORT" --timeout 30 >/dev/null
+          hub="--hub redis://127.0.0.1:$PORT/0"
+          PORT=$((PORT + 1))
+        fi
+        for node in $(seq "$(( NODES > 0 ? NODES : 1 ))"); do
+          [ "$node" = 1 ] || PORT=$((PORT + 1))
+          ports+=("$PORT")
+          mkdir -p "$dir/node$node"
+          # shellcheck disable=SC2086
+          (cd "$dir/node$node" && PYTHONPATH="$src" exec taskset -c "$SERVER_CPU" "$VENV/bin/twistd" -n \
+            --pidfile= --logfile="$dir/node$node/twistd.log" chat \
+            "$LISTEN" "tcp:$PORT:interface=127.0.0.1:backlog=1024" --users "$dir/users.json" \
+            --audit-log "$dir/node$node/server.log" $LIMITS $hub $CHAT_ARGS ${!extra_var:-} \
+            >"$dir/node$node/stdout.log" 2>&1) &
+          NODE_PIDS+=("$!")
+        done
       fi
-      SERVER_PID=$!
-      if ! "$PY" "$BENCH/loadgen.py" waitport --port "$PORT" --timeout 30 >/dev/null; then
+      if [ "$rev" = miniircd ]; then
+        SERVER_PID=$!
+        pids=$SERVER_PID
+        ports=("$PORT")
+      else
+        pids="$(IFS=,; echo "${NODE_PIDS[*]}")${REDIS_PID:+,$REDIS_PID}"
+      fi
+      started=1
+      for port in "${ports[@]}"; do
+        "$PY" "$BENCH/loadgen.py" waitport --port "$port" --timeout 30 >/dev/null || started=""
+      done
+      if [ -z "$started" ]; then
         log "$rev did not start; see $dir"
         stop_server
         continue
@@ -114,7 +153,7 @@ for round in $(seq "$REPEAT"); do
       log "round $round rate $rate: $rev"
       timeout 300 taskset -c "$GEN_CPU" "$PY" "$BENCH/loadgen.py" \
         --json "$OUT/$round-$rate-$((i + 1)).json" fanout --proto "$proto" --label "$rev" \
-        --port "$PORT" --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
+        --port "$(IFS=,; echo "${ports[*]}")" --pid "$pids" --users "$USERS" --senders "$SENDERS" \
         --observers "$OBSERVERS" --rate "$rate" --duration "$DURATION" --prefix f \
         --connect-concurrency 16 $proto_args $LOADGEN_ARGS >/dev/null 2>>"$OUT/loadgen.stderr" ||
         log "loadgen reported an error ($rev, rate $rate)"
