@@ -6,6 +6,7 @@
 #   bash bench/ab.sh facd7cd HEAD            # or any git revisions; WORK = the tree
 #   RATES="500 2000" REPEAT=3 bash bench/ab.sh main WORK
 #   bash bench/ab.sh WORK miniircd           # beside a peer (miniircd, from the venv)
+#   bash bench/ab.sh /tmp/copy WORK          # a directory: a source tree as it is
 #
 # Each revision is exported (git archive) to $OUT/src-<rev> and run with that
 # directory first on PYTHONPATH, from the bench venv ($VENV, as in run.sh);
@@ -80,6 +81,8 @@ for rev in "$@"; do
     SOURCES+=("")
   elif [ "$rev" = WORK ]; then
     SOURCES+=("$ROOT")
+  elif [ -d "$rev" ]; then
+    SOURCES+=("$(cd "$rev" && pwd)")
   else
     dir="$OUT/src-$(git -C "$ROOT" rev-parse --short "$rev")"
     mkdir -p "$dir"
