@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,13 +28,13 @@ from chatclient import (
 )
 from redisserver import RedisServer
 from twisted.internet import reactor
-from twisted.internet.defer import succeed
-from twisted.internet.task import deferLater
+from twisted.internet.defer import fail, succeed
+from twisted.internet.task import Clock, deferLater
 
 from twisted_chat.core.hub import HubUnavailableError, Session
 from twisted_chat.frontends.line.render import LINE_RENDERER
 from twisted_chat.redis.address import RedisAddress
-from twisted_chat.redis.hub import RedisHub
+from twisted_chat.redis.hub import LINE_BATCH_INTERVAL, RedisHub
 
 GENERAL_CHANNEL = "tc:room:#general"
 
@@ -107,6 +108,46 @@ async def test_group_lines_cross_nodes(tmp_path: Path, redis: RedisServer) -> No
         await bob.expect("carol > hi from C")
         assert await who(bob) == "Online users: alice, bob, carol"
         assert alice.unread() == [] and bob.unread() == [] and carol.unread() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_burst_crosses_nodes_in_order(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    A burst of lines from users on two nodes, which travel through Redis in
+    batches, reaches a third node's user whole and in each sender's order,
+    with no line lost or doubled.
+    """
+    async with nodes(tmp_path, redis, 3) as (a, b, c):
+        alice = await a.user("alice")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        carol = await c.user("carol")
+        await alice.expect("* carol joined the chat.")
+        await bob.expect("* carol joined the chat.")
+        for i in range(60):
+            alice.send(f"a{i}")
+            bob.send(f"b{i}")
+        got = [await carol.next() for _ in range(120)]
+        assert [line for line in got if line.startswith("alice > ")] == [
+            f"alice > a{i}" for i in range(60)
+        ]
+        assert [line for line in got if line.startswith("bob > ")] == [
+            f"bob > b{i}" for i in range(60)
+        ]
+        assert await who(carol) == "Online users: alice, bob, carol"
+
+
+@pytest_twisted.ensureDeferred
+async def test_hub_nodes_turn_nagle_off(tmp_path: Path, redis: RedisServer) -> None:
+    """
+    On a hub, where lines reach a node in batches, a client's socket has
+    Nagle's algorithm off (a single node keeps it on; see test_web_net).
+    """
+    async with nodes(tmp_path, redis, 1) as (a,):
+        await a.user("alice")
+        (connection,) = a.service.connections.open
+        handle = connection.transport.getHandle()
+        assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -394,15 +435,23 @@ class FakeRedis:
 
     available = True
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, beforeCommand: Any = lambda: None, **kwargs: object
+    ) -> None:
         self.calls: list[tuple[Any, ...]] = []
+        self.beforeCommand = beforeCommand
+        self.failure: Exception | None = None
 
     def call(self, command: str, *args: Any) -> Any:
+        self.beforeCommand()
         self.calls.append((command, *args))
         return succeed(1)
 
     def script(self, source: str, *args: Any) -> Any:
+        self.beforeCommand()
         self.calls.append(("script", *args))
+        if self.failure is not None:
+            return fail(self.failure)
         return succeed([0, "", "", "", ["#general", "#general"], "#general"])
 
     def subscribe(self, channel: str) -> Any:
@@ -429,29 +478,118 @@ class Recipient:
         raise AssertionError(failure)
 
 
-def test_one_publish_per_room_line() -> None:
+def _hubOf(count: int) -> tuple[RedisHub, list[Recipient], list[Session], Clock]:
     """
-    When a user says a line to a room of many users on a node, the hub runs
-    one script (which publishes it once), and delivering the published line
-    is one loop.
+    A hub on L{FakeRedis} and a clock, with C{count} users attached.
     """
-    from twisted.internet.task import Clock
-
-    hub = RedisHub(Clock(), RedisAddress(), connection=FakeRedis)
-    recipients = [Recipient() for _ in range(50)]
+    clock = Clock()
+    hub = RedisHub(clock, RedisAddress(), connection=FakeRedis)
+    recipients = [Recipient() for _ in range(count)]
     sessions = [Session(f"user{i}", r) for i, r in enumerate(recipients)]
     for session in sessions:
         hub.attach(session)
-    assert hub.redis.calls.count(("subscribe", GENERAL_CHANNEL)) == 1
     hub.redis.calls.clear()
+    return hub, recipients, sessions, clock
+
+
+def _lines(*said: tuple[str, str]) -> tuple[str, ...]:
+    """
+    The arguments of the line script for lines C{(user, text)} in #general.
+    """
+    arguments: tuple[str, ...] = ("script", "10000")
+    for user, text in said:
+        arguments += ("#general", user, user, text, "line", "s")
+    return arguments
+
+
+def test_one_publish_per_room_line() -> None:
+    """
+    The lines users say to a room during one pass of the reactor go to Redis
+    as one script call as the pass ends (which publishes them as one
+    message), and that message reaches each local member in one delivery,
+    with every line but its own, in order.
+    """
+    hub, recipients, sessions, clock = _hubOf(50)
     assert hub.sayInRoom(sessions[0], "#general", "hello") == "#general"
-    assert hub.redis.calls == [
-        ("script", "#general", "user0", "user0", "hello", "10000", "line", "s")
-    ]
-    message = "s\nuser0\nline\nuser0\n1764578400000-0\nhello"
+    assert hub.sayInRoom(sessions[1], "#general", "hi") == "#general"
+    assert hub.redis.calls == []
+    clock.advance(0)
+    assert hub.redis.calls == [_lines(("user0", "hello"), ("user1", "hi"))]
+    message = (
+        "s\nuser0\nline\nuser0\n1764578400000-0\nhello\n"
+        "s\nuser1\nline\nuser1\n1764578400000-1\nhi"
+    )
     hub._messageReceived(GENERAL_CHANNEL, message)
+    assert recipients[0].data == [b"user1 > hi\r\n"]
+    assert recipients[1].data == [b"user0 > hello\r\n"]
+    assert all(r.data == [b"user0 > hello\r\nuser1 > hi\r\n"] for r in recipients[2:])
+
+
+def test_lines_batched_under_load() -> None:
+    """
+    A lone line goes at the end of its pass; lines said less than
+    LINE_BATCH_INTERVAL after a batch went wait for the interval to end,
+    and then go together.
+    """
+    hub, _, sessions, clock = _hubOf(2)
+    hub.sayInRoom(sessions[0], "#general", "one")
+    clock.advance(0)
+    assert hub.redis.calls == [_lines(("user0", "one"))]
+    clock.advance(LINE_BATCH_INTERVAL / 5)
+    hub.sayInRoom(sessions[1], "#general", "two")
+    clock.advance(0)
+    hub.sayInRoom(sessions[0], "#general", "three")
+    clock.advance(LINE_BATCH_INTERVAL / 2)
+    assert len(hub.redis.calls) == 1
+    clock.advance(LINE_BATCH_INTERVAL / 2)
+    assert hub.redis.calls[1:] == [_lines(("user1", "two"), ("user0", "three"))]
+
+
+def test_held_lines_go_before_other_commands() -> None:
+    """
+    A command the hub sends while lines are held (a user leaves right after
+    speaking) goes after them, so that Redis sees the line before the
+    departure.
+    """
+    hub, _, sessions, clock = _hubOf(2)
+    hub.sayInRoom(sessions[0], "#general", "bye")
+    hub.detach(sessions[0])
+    lines, departure = hub.redis.calls
+    assert lines == _lines(("user0", "bye"))
+    assert departure[:2] == ("script", "user0")
+    clock.advance(LINE_BATCH_INTERVAL)
+    assert len(hub.redis.calls) == 2
+
+
+def test_lines_call_failure_reaches_each_sender_once() -> None:
+    """
+    If the script call with held lines fails, each user who said one of
+    them hears of it once, however many lines they said.
+    """
+    hub, recipients, sessions, clock = _hubOf(3)
+    hub.redis.failure = HubUnavailableError("gone")
+    failures: list[object] = []
+    for recipient in recipients:
+        recipient.failed = failures.append  # type: ignore[method-assign]
+    hub.sayInRoom(sessions[0], "#general", "one")
+    hub.sayInRoom(sessions[1], "#general", "two")
+    hub.sayInRoom(sessions[0], "#general", "three")
+    clock.advance(0)
+    assert len(failures) == 2
+
+
+def test_held_lines_stay_here_when_redis_went_away() -> None:
+    """
+    Lines held when Redis goes away reach this node's users, as lines said
+    while Redis is away do.
+    """
+    hub, recipients, sessions, clock = _hubOf(3)
+    hub.sayInRoom(sessions[0], "#general", "still here")
+    hub.redis.available = False
+    clock.advance(0)
+    assert hub.redis.calls == []
     assert recipients[0].data == []
-    assert all(r.data == [b"user0 > hello\r\n"] for r in recipients[1:])
+    assert recipients[1].data == recipients[2].data == [b"user0 > still here\r\n"]
 
 
 def test_unreachable_hub_fails_fast() -> None:

@@ -7,7 +7,7 @@ L{LocalRooms} is the whole truth for a single node (L{LocalHub}) and this
 node's mirror of its own sessions for a hub spanning several nodes.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -91,6 +91,24 @@ class Audience:
             data = renderer.render(event, current)
             for client in clients:
                 if client is not exclude:
+                    client.deliver(data)
+
+    def sendAll(self, lines: Sequence[tuple[Broadcast, IChatClient | None]]) -> None:
+        """
+        Deliver each event of C{lines} to every client but the one beside
+        it, in order: one delivery per client for them all (each rendered
+        once per group), not one per line.
+        """
+        excluded = {exclude for _, exclude in lines if exclude is not None}
+        for renderer, current, clients in self.groups():
+            rendered = [(renderer.render(event, current), ex) for event, ex in lines]
+            whole = b"".join([data for data, _ in rendered])
+            for client in clients:
+                if client not in excluded:
+                    client.deliver(whole)
+                    continue
+                data = b"".join([data for data, ex in rendered if ex is not client])
+                if data:
                     client.deliver(data)
 
     def announce(self, event: Broadcast, exclude: IChatClient | None = None) -> None:

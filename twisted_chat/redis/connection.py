@@ -150,6 +150,10 @@ class RedisConnection:
 
     @ivar available: whether the command connection is up; while it is not,
         L{call} fails at once with L{HubUnavailableError} instead of waiting.
+
+    C{beforeCommand} is called before each command goes out: a caller that
+    holds commands back to send them together sends them then, so that Redis
+    sees every command in the order it was given.
     """
 
     log = Logger()
@@ -161,8 +165,10 @@ class RedisConnection:
         channels: Sequence[str] = (),
         onMessage: Callable[[str, str], None] = lambda channel, message: None,
         onAvailable: Callable[[], None] = lambda: None,
+        beforeCommand: Callable[[], None] = lambda: None,
     ) -> None:
         self.reactor = reactor
+        self._beforeCommand = beforeCommand
         self.address = address
         self.available = False
         self._onAvailable = onAvailable
@@ -239,6 +245,7 @@ class RedisConnection:
         @return: its reply, or a L{HubUnavailableError} failure if Redis is
             unreachable or does not answer in time.
         """
+        self._beforeCommand()
         if not self.available:
             return fail(HubUnavailableError("Redis is unreachable"))
         d: Deferred[Any] = getattr(self._commands.handler, command)(*args)

@@ -9,11 +9,14 @@ members (C{tc:room:<room>}) and each user's rooms (C{tc:in:<user>}), the
 users of each node, and a liveness key per node.  A room's history is one
 Redis Stream (C{tc:history:<room>}, trimmed to about C{--history-lines}).
 
-Lines travel by pub/sub.  A room's line, and who joins or leaves it, is
-published once on the room's channel (C{tc:room:<room>}) as LF-separated
-fields (the kind, the user's key, origin and name, then for a line its id
-and text); a node subscribes to a room's channel while one of its own users is
-in the room, so its work grows with its own users' rooms.  A departure from
+Lines travel by pub/sub.  A room's lines, and who joins or leaves it, are
+published on the room's channel (C{tc:room:<room>}) as LF-separated fields
+(the kind, the user's key, origin and name, then for a line its id and
+text).  A node sends the lines its users say in batches, one script call per
+batch, at most every L{LINE_BATCH_INTERVAL} seconds under load (a lone line
+goes at once), and the lines of one batch for one room are one message; a
+node subscribes to a room's channel while one of its own users is in the
+room, so its work grows with its own users' rooms.  A departure from
 the chat goes once to every node (C{tc:quit}), which tells the local members
 of the departed user's rooms, each once.  A notification for one user
 (L{twisted_chat.core.events.encode}) and the control operations of private
@@ -25,7 +28,7 @@ chats go as JSON to the channel of the node holding that user's session
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -34,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..batch import PassBatch
 from ..core.events import (
     ChatLine,
     HistoryEntry,
@@ -55,6 +59,7 @@ from ..core.hub import (
     REQUEST_TIMEOUT,
     Departure,
     HubUnavailableError,
+    IChatClient,
     IHub,
     Join,
     Joined,
@@ -68,6 +73,12 @@ from .address import RedisAddress
 from .connection import MAX_RECONNECT_DELAY, RedisConnection
 
 ROOM_CHANNEL = "tc:room:{room}"
+
+# Seconds between the batches of lines a node sends to Redis while its users
+# keep talking (a lone line goes at the end of its reactor pass): under load
+# one script call and one message per room carry every line of the interval,
+# to Redis and to every node, instead of one each.
+LINE_BATCH_INTERVAL = 0.005
 QUIT_CHANNEL = "tc:quit"
 NODE_CHANNEL = "tc:to:{node}"
 
@@ -184,26 +195,43 @@ return {0, '', '', partner, {'#general', '#general'}, current}
 # false if the session was not the one online.
 _DETACH = _PRELUDE + "return leave(ARGV[1], ARGV[2], ARGV[3])"
 
-# ARGV: room, key, name, text, history ('' for none, '0' for no limit, else
-# about how many lines to keep), origin, kind ('s' a line, 'n' a notice).
-# Keeps the line in the room's stream, whose id is the line's, and
-# publishes it.
+# ARGV: history ('' for none, '0' for no limit, else about how many lines to
+# keep per room), then six for each line: room, key, name, text, origin, kind
+# ('s' a line, 'n' a notice).  Keeps each line in its room's stream, whose id
+# is the line's, and publishes the lines of each room, in order, as one
+# message: their records (kind, key, origin, name, id, text) joined by LF.
 _SAY = """
-local id
-local stream = 'tc:history:' .. ARGV[1]
-if ARGV[5] == '0' then
-  id = redis.call('XADD', stream, '*', 'n', ARGV[3], 'x', ARGV[4], 'o', ARGV[6])
-elseif ARGV[5] ~= '' then
-  id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[5], '*',
-                  'n', ARGV[3], 'x', ARGV[4], 'o', ARGV[6])
-else
-  local t = redis.call('TIME')
-  id = t[1] .. string.format('%03d', math.floor(t[2] / 1000)) .. '-0'
+local history = ARGV[1]
+local byRoom, rooms = {}, {}
+local t, seq = nil, 0
+for i = 2, #ARGV, 6 do
+  local room, key, name = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local text, origin = ARGV[i + 3], ARGV[i + 4]
+  local stream = 'tc:history:' .. room
+  local id
+  if history == '0' then
+    id = redis.call('XADD', stream, '*', 'n', name, 'x', text, 'o', origin)
+  elseif history ~= '' then
+    id = redis.call('XADD', stream, 'MAXLEN', '~', history, '*',
+                    'n', name, 'x', text, 'o', origin)
+  else
+    t = t or redis.call('TIME')
+    id = t[1] .. string.format('%03d', math.floor(t[2] / 1000)) .. '-' .. seq
+    seq = seq + 1
+  end
+  local record = ARGV[i + 5] .. '\\n' .. key .. '\\n' .. origin .. '\\n' .. name
+    .. '\\n' .. id .. '\\n' .. text
+  local lines = byRoom[room]
+  if lines then
+    lines[#lines + 1] = record
+  else
+    byRoom[room] = {record}
+    rooms[#rooms + 1] = room
+  end
 end
-local line = ARGV[7] .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[3]
-  .. '\\n' .. id .. '\\n' .. ARGV[4]
-redis.call('PUBLISH', 'tc:room:' .. ARGV[1], line)
-return id
+for _, room in ipairs(rooms) do
+  redis.call('PUBLISH', 'tc:room:' .. room, table.concat(byRoom[room], '\\n'))
+end
 """
 
 # ARGV: room, XRANGE or XREVRANGE, the two ends (in that command's order),
@@ -453,6 +481,17 @@ _REQUEST_OUTCOMES = {outcome.name: outcome for outcome in Request}
 _JOIN_OUTCOMES = {outcome.name: outcome for outcome in Join}
 
 
+class _HeldLine(NamedTuple):
+    """
+    A line said on this node, held to go to Redis with others.
+    """
+
+    room: str
+    session: Session
+    text: str
+    notice: bool
+
+
 def _pairs(flat: list[Any]) -> dict[str, Any]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -494,6 +533,7 @@ class RedisHub:
         historyLines: int = 10000,
         maxRoomsPerUser: int = 0,
         maxRooms: int = 0,
+        lineBatchInterval: float = LINE_BATCH_INTERVAL,
     ) -> None:
         self._clock = reactor
         self.ttl = ttl
@@ -510,12 +550,20 @@ class RedisHub:
             channels=[self._nodeChannel, QUIT_CHANNEL],
             onMessage=self._messageReceived,
             onAvailable=self._resync,
+            beforeCommand=self._flushLines,
         )
         self._sessions: dict[str, Session] = {}
         self._sids: dict[str, str] = {}
         self._rooms = LocalRooms()
         self._subscribed: set[str] = set()
         self._ids = MessageIds(reactor)
+        # The lines said on this node, sent to Redis together: at the end of
+        # the reactor's pass for a lone line, at most every
+        # LINE_BATCH_INTERVAL under load, and before any other command, so
+        # that Redis sees every command in the order it was given.
+        self._lines: PassBatch[_HeldLine] = PassBatch(
+            reactor, self._sendLines, lineBatchInterval
+        )
         self._partners: dict[str, str] = {}
         self._reapAfter = 0.0
         self._connectedBefore = False
@@ -648,17 +696,11 @@ class RedisHub:
         room = self._rooms.get(channel[len("tc:room:") :])
         if room is None:
             return
+        if message[:1] in ("s", "n"):
+            self._linesReceived(room, message.split("\n"))
+            return
         kind, key, origin, rest = message.split("\n", 3)
         own = self._sessions.get(key)
-        if kind in "sn":
-            name, msgid, text = rest.split("\n", 2)
-            room.lines += 1
-            notice = kind == "n"
-            line = ChatLine(room.name, name, text, _time(msgid), msgid, origin, notice)
-            # The sender gets no copy of its line, unless it asked for one.
-            exclude = None if own is None or own.client.echoes else own.client
-            room.audience.send(line, exclude)
-            return
         # The user the message is about gets no copy of it.
         exclude = own.client if own is not None else None
         if kind == "J":
@@ -668,6 +710,27 @@ class RedisHub:
         elif kind == "l":
             name, reason = rest.split("\n", 1)
             room.audience.announce(RoomLeft(name, room.name, origin, reason), exclude)
+
+    def _linesReceived(self, room: Room, fields: list[str]) -> None:
+        """
+        Deliver the lines of one message on C{room}'s channel: six fields
+        each (kind, key, origin, name, id, text; no field holds an LF, since
+        the session core cleans control characters out of every text).
+        """
+        sessions = self._sessions
+        lines: list[tuple[ChatLine, IChatClient | None]] = []
+        for i in range(0, len(fields) - 5, 6):
+            kind, key, origin, name, msgid, text = fields[i : i + 6]
+            line = ChatLine(
+                room.name, name, text, _time(msgid), msgid, origin, kind == "n"
+            )
+            # The sender gets no copy of its line, unless it asked for one.
+            own = sessions.get(key)
+            lines.append(
+                (line, None if own is None or own.client.echoes else own.client)
+            )
+        room.lines += len(lines)
+        room.audience.sendAll(lines)
 
     def _op_ev(self, key: str, encoded: list[Any]) -> None:
         session = self._sessions.get(key)
@@ -785,27 +848,50 @@ class RedisHub:
         target = self._rooms.get(room)
         if target is None or room not in session.rooms:
             return None
-        if not self.redis.available:
-            # Redis is away: the users of this node still hear each other.
-            now, msgid = self._ids.next()
-            target.lines += 1
-            origin = session.origin
-            line = ChatLine(target.name, session.name, text, now, msgid, origin, notice)
-            client = session.client
-            target.audience.send(line, None if client.echoes else client)
-            return target.name
-        d = self.redis.script(
-            _SAY,
-            room,
-            session.key,
-            session.name,
-            text,
-            self._history,
-            session.origin,
-            "n" if notice else "s",
-        )
-        d.addErrback(session.client.failed)
+        if self.redis.available:
+            self._lines.add(_HeldLine(room, session, text, notice))
+        else:
+            self._sayHere(target, session, text, notice)
         return target.name
+
+    def _sayHere(self, target: Room, session: Session, text: str, notice: bool) -> None:
+        """
+        Redis is away: the users of this node still hear each other.
+        """
+        now, msgid = self._ids.next()
+        target.lines += 1
+        origin = session.origin
+        line = ChatLine(target.name, session.name, text, now, msgid, origin, notice)
+        client = session.client
+        target.audience.send(line, None if client.echoes else client)
+
+    def _sendLines(self, lines: list["_HeldLine"]) -> None:
+        """
+        Send lines said on this node to Redis as one script call, which
+        keeps each in its room's history and publishes each room's lines as
+        one message; if Redis went away while they were held, deliver them
+        here only.
+        """
+        if not self.redis.available:
+            for held in lines:
+                target = self._rooms.get(held.room)
+                if target is not None:
+                    self._sayHere(target, held.session, held.text, held.notice)
+            return
+        arguments: list[str] = []
+        for room, session, text, notice in lines:
+            kind = "n" if notice else "s"
+            arguments += (room, session.key, session.name, text, session.origin, kind)
+        d = self.redis.script(_SAY, self._history, *arguments)
+
+        def failed(failure: Failure) -> None:
+            for client in dict.fromkeys(held.session.client for held in lines):
+                client.failed(failure)
+
+        d.addErrback(failed)
+
+    def _flushLines(self) -> None:
+        self._lines.flush()
 
     def sayToPartner(self, session: Session, text: str) -> bool:
         partner = self._partners.get(session.key)

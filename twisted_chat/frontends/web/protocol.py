@@ -26,7 +26,7 @@ from typing import Protocol as TypingProtocol
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import ISSLTransport, ITCPTransport
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
@@ -65,8 +65,6 @@ class _WebTransport(StreamTransport, TypingProtocol):
     """
 
     def unregisterProducer(self) -> None: ...
-
-    def setTcpNoDelay(self, enabled: bool) -> None: ...
 
 
 def maxMessageBytes(maxLineBytes: int) -> int:
@@ -520,12 +518,10 @@ class ChatWebSocket(WebSocketServerProtocol):
         # twisted.web's channel registered itself as the transport's
         # producer; the chat registers its own to watch the send queue.
         self.transport.unregisterProducer()
-        # It also turned Nagle's algorithm off, which suits a page's answer
-        # but not the chat, whose every other front-end keeps it on: with
-        # each write a segment of its own, the web fan-out cost twice the
-        # line protocol's CPU.
-        if ITCPTransport.providedBy(self.transport):
-            self.transport.setTcpNoDelay(False)
+        # It also turned Nagle's algorithm off, which suits a page's answer;
+        # the chat's connection sets it as for every front-end (on for one
+        # node: with each write a segment of its own, the web fan-out cost
+        # twice the line protocol's CPU).
         self.connection = WebConnection(factory.connections, self.limitKey, self)
         # BaseProtocol.makeConnection is unannotated in Twisted.
         self.connection.makeConnection(self.transport)  # type: ignore[no-untyped-call]
