@@ -29,6 +29,7 @@ ROOT="$(dirname "$BENCH")"
 VENV="${VENV:-/tmp/benchvenv}"
 PY="$VENV/bin/python"
 OUT="${OUT:-$BENCH/out/ab-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"  # absolute: the servers run in their own directories
 SERVER_CPU="${SERVER_CPU:-0}"
 GEN_CPU="${GEN_CPU:-1}"
 RATES="${RATES:-2000}"

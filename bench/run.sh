@@ -35,6 +35,7 @@ ROOT="$(dirname "$BENCH")"
 VENV="${VENV:-/tmp/benchvenv}"
 PY="$VENV/bin/python"
 OUT="${OUT:-$BENCH/out/run-$(date +%Y%m%d-%H%M%S)}"  # an existing run: adds to it
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)"  # absolute: the servers run in their own directories
 RESULTS="${RESULTS:-$BENCH/RESULTS.md}"
 PLOT="${PLOT:-$BENCH/p99_vs_rate.png}"
 SERVER_CPU="${SERVER_CPU:-0}"
