@@ -31,7 +31,9 @@ from twisted.internet import reactor
 from twisted.internet.defer import fail, succeed
 from twisted.internet.task import Clock, deferLater
 
+from twisted_chat.core.events import ChatLine
 from twisted_chat.core.hub import HubUnavailableError, Session
+from twisted_chat.core.rooms import LocalRooms
 from twisted_chat.frontends.line.render import LINE_RENDERER
 from twisted_chat.redis.address import RedisAddress
 from twisted_chat.redis.hub import LINE_BATCH_INTERVAL, RedisHub
@@ -80,6 +82,20 @@ async def nodes(
         yield servers
 
 
+async def oneOnEach(a: Server, b: Server, c: Server) -> list[ChatClient]:
+    """
+    Log alice in on C{a}, bob on C{b} and carol on C{c}, each after the
+    others have seen the one before arrive.
+    """
+    alice = await a.user("alice")
+    bob = await b.user("bob")
+    await alice.expect("* bob joined the chat.")
+    carol = await c.user("carol")
+    await alice.expect("* carol joined the chat.")
+    await bob.expect("* carol joined the chat.")
+    return [alice, bob, carol]
+
+
 async def who(client: ChatClient) -> str:
     client.send("@WHO")
     line = await client.next()
@@ -94,12 +110,7 @@ async def test_group_lines_cross_nodes(tmp_path: Path, redis: RedisServer) -> No
     other user on every node once, never its sender.
     """
     async with nodes(tmp_path, redis, 3) as (a, b, c):
-        alice = await a.user("alice")
-        bob = await b.user("bob")
-        await alice.expect("* bob joined the chat.")
-        carol = await c.user("carol")
-        await alice.expect("* carol joined the chat.")
-        await bob.expect("* carol joined the chat.")
+        alice, bob, carol = await oneOnEach(a, b, c)
         alice.send("hello from A")
         await bob.expect("alice > hello from A")
         await carol.expect("alice > hello from A")
@@ -118,12 +129,7 @@ async def test_burst_crosses_nodes_in_order(tmp_path: Path, redis: RedisServer) 
     with no line lost or doubled.
     """
     async with nodes(tmp_path, redis, 3) as (a, b, c):
-        alice = await a.user("alice")
-        bob = await b.user("bob")
-        await alice.expect("* bob joined the chat.")
-        carol = await c.user("carol")
-        await alice.expect("* carol joined the chat.")
-        await bob.expect("* carol joined the chat.")
+        alice, bob, carol = await oneOnEach(a, b, c)
         for i in range(60):
             alice.send(f"a{i}")
             bob.send(f"b{i}")
@@ -157,12 +163,7 @@ async def test_private_chat_across_nodes(tmp_path: Path, redis: RedisServer) -> 
     other, group lines skip them, and EXIT PM brings both back.
     """
     async with nodes(tmp_path, redis, 3) as (a, b, c):
-        alice = await a.user("alice")
-        bob = await b.user("bob")
-        await alice.expect("* bob joined the chat.")
-        carol = await c.user("carol")
-        await alice.expect("* carol joined the chat.")
-        await bob.expect("* carol joined the chat.")
+        alice, bob, carol = await oneOnEach(a, b, c)
 
         await askPrivate(alice, bob, "alice", "bob")
         carol.send("@PM bob")
@@ -590,6 +591,32 @@ def test_held_lines_stay_here_when_redis_went_away() -> None:
     assert hub.redis.calls == []
     assert recipients[0].data == []
     assert recipients[1].data == recipients[2].data == [b"user0 > still here\r\n"]
+
+
+def test_sendAllOneDeliveryPerClient() -> None:
+    """
+    Lines delivered together reach each member in one delivery, in order,
+    without the lines beside which it stands as the one to leave out; a
+    member all of whose lines they are gets nothing.
+    """
+    rooms = LocalRooms()
+    alice, bob, carol = (Recipient() for _ in range(3))
+    for name, recorder in (("alice", alice), ("bob", bob), ("carol", carol)):
+        rooms.enter(Session(name, recorder), "#general", hidden=False)
+    audience = rooms.general.audience
+    audience.sendAll(
+        [
+            (ChatLine("#general", "alice", "one"), alice),
+            (ChatLine("#general", "bob", "two"), bob),
+            (ChatLine("#general", "alice", "three"), alice),
+        ]
+    )
+    assert alice.data == [b"bob > two\r\n"]
+    assert bob.data == [b"alice > one\r\nalice > three\r\n"]
+    assert carol.data == [b"alice > one\r\nbob > two\r\nalice > three\r\n"]
+    audience.sendAll([(ChatLine("#general", "carol", "alone"), carol)])
+    assert carol.data[1:] == []
+    assert alice.data[1:] == bob.data[1:] == [b"carol > alone\r\n"]
 
 
 def test_unreachable_hub_fails_fast() -> None:

@@ -32,10 +32,7 @@ from twisted_chat.core.events import (
     UserInfo,
     UserLeft,
 )
-from twisted_chat.core.hub import Session
-from twisted_chat.core.rooms import LocalRooms
 from twisted_chat.core.session import SessionCore
-from twisted_chat.frontends.line.render import LINE_RENDERER
 from twisted_chat.testing import MemoryHistory
 
 
@@ -454,45 +451,3 @@ class TestHistory:
         assert all(isinstance(e, HistoryEntry) for e in shown.entries)
         bob.perform("@JOIN #python")
         assert client(bob).take() == [InRoom("#python", 2)]
-
-
-class Recorder:
-    """
-    A client that keeps what is delivered to it, rendered as the line
-    protocol renders.
-    """
-
-    renderer = LINE_RENDERER
-    echoes = False
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-
-    def deliver(self, data: bytes) -> None:
-        self.data.append(data)
-
-
-def test_sendAllOneDeliveryPerClient() -> None:
-    """
-    Lines delivered together reach each member in one delivery, in order,
-    without the lines beside which it stands as the one to leave out; a
-    member all of whose lines they are gets nothing.
-    """
-    rooms = LocalRooms()
-    alice, bob, carol = (Recorder() for _ in range(3))
-    for name, recorder in (("alice", alice), ("bob", bob), ("carol", carol)):
-        rooms.enter(Session(name, recorder), "#general", hidden=False)
-    audience = rooms.general.audience
-    audience.sendAll(
-        [
-            (ChatLine("#general", "alice", "one"), alice),
-            (ChatLine("#general", "bob", "two"), bob),
-            (ChatLine("#general", "alice", "three"), alice),
-        ]
-    )
-    assert alice.data == [b"bob > two\r\n"]
-    assert bob.data == [b"alice > one\r\nalice > three\r\n"]
-    assert carol.data == [b"alice > one\r\nbob > two\r\nalice > three\r\n"]
-    audience.sendAll([(ChatLine("#general", "carol", "alone"), carol)])
-    assert carol.data[1:] == []
-    assert alice.data[1:] == bob.data[1:] == [b"carol > alone\r\n"]
