@@ -73,14 +73,14 @@ from .address import RedisAddress
 from .connection import MAX_RECONNECT_DELAY, RedisConnection
 
 ROOM_CHANNEL = "tc:room:{room}"
+QUIT_CHANNEL = "tc:quit"
+NODE_CHANNEL = "tc:to:{node}"
 
 # Seconds between the batches of lines a node sends to Redis while its users
 # keep talking (a lone line goes at the end of its reactor pass): under load
 # one script call and one message per room carry every line of the interval,
 # to Redis and to every node, instead of one each.
 LINE_BATCH_INTERVAL = 0.005
-QUIT_CHANNEL = "tc:quit"
-NODE_CHANNEL = "tc:to:{node}"
 
 # Helpers shared by the scripts below: send operations to the node holding a
 # user, tell a user of an event, enter and leave rooms, and take a user
@@ -533,7 +533,6 @@ class RedisHub:
         historyLines: int = 10000,
         maxRoomsPerUser: int = 0,
         maxRooms: int = 0,
-        lineBatchInterval: float = LINE_BATCH_INTERVAL,
     ) -> None:
         self._clock = reactor
         self.ttl = ttl
@@ -562,7 +561,7 @@ class RedisHub:
         # LINE_BATCH_INTERVAL under load, and before any other command, so
         # that Redis sees every command in the order it was given.
         self._lines: PassBatch[_HeldLine] = PassBatch(
-            reactor, self._sendLines, lineBatchInterval
+            reactor, self._sendLines, LINE_BATCH_INTERVAL
         )
         self._partners: dict[str, str] = {}
         self._reapAfter = 0.0
