@@ -36,7 +36,7 @@ from twisted_chat.core.hub import HubUnavailableError, Session
 from twisted_chat.core.rooms import LocalRooms
 from twisted_chat.frontends.line.render import LINE_RENDERER
 from twisted_chat.redis.address import RedisAddress
-from twisted_chat.redis.hub import LINE_BATCH_INTERVAL, RedisHub
+from twisted_chat.redis.hub import _HEARTBEAT, _RESYNC, LINE_BATCH_INTERVAL, RedisHub
 
 GENERAL_CHANNEL = "tc:room:#general"
 
@@ -155,6 +155,35 @@ async def test_hub_nodes_turn_nagle_off(tmp_path: Path, redis: RedisServer) -> N
         (connection,) = a.service.connections.open
         handle = connection.transport.getHandle()
         assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_node_taken_for_dead_comes_back(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """
+    When a node stalls past its liveness and another node takes its users
+    offline, its own users are not told they left, and its next heartbeat
+    puts them back: their lines cross nodes again and @WHO lists them.
+    """
+    async with nodes(tmp_path, redis, 2) as (a, b):
+        alice = await a.user("alice")
+        bob = await b.user("bob")
+        await alice.expect("* bob joined the chat.")
+        hubA, hubB = a.service.chat.hub, b.service.chat.hub
+        # Node B stalls: no heartbeat, its liveness gone, and A reaps it.
+        hubB._liveness.stop()
+        await hubA.redis.call("delete", f"tc:alive:{hubB.node}")
+        await hubA.redis.script(_HEARTBEAT, hubA.node, 1000, "1")
+        await alice.expect("* bob left the chat.")
+        assert await who(alice) == "Online users: alice"
+        hubB._beat()
+        hubB._liveness.start(hubB.ttl / 3, now=False)
+        await sleep(0.3)
+        bob.send("still here")
+        await alice.expect("bob > still here")
+        assert await who(alice) == "Online users: alice, bob"
+        assert bob.unread() == []
 
 
 @pytest_twisted.ensureDeferred
@@ -618,6 +647,43 @@ def test_sendAllOneDeliveryPerClient() -> None:
     audience.sendAll([(ChatLine("#general", "carol", "alone"), carol)])
     assert carol.data[1:] == []
     assert alice.data[1:] == bob.data[1:] == [b"carol > alone\r\n"]
+
+
+def test_reaped_node_puts_its_sessions_back() -> None:
+    """
+    When its heartbeat says another node took this one for dead, the node
+    puts its sessions back as after Redis came back; a plain heartbeat
+    does nothing more.
+    """
+    hub, _, _, _ = _hubOf(2)
+    ran: list[tuple[str, tuple[Any, ...]]] = []
+    replies = {_RESYNC: [[], []], _HEARTBEAT: 0}
+
+    def script(source: str, *args: Any) -> Any:
+        ran.append((source, args))
+        return succeed(replies[source])
+
+    hub.redis.script = script  # type: ignore[method-assign]
+    hub._beaten(0)
+    assert ran == []
+    hub._beaten(1)
+    assert [source for source, _ in ran] == [_RESYNC, _HEARTBEAT]
+    (_, (node, sessions)), (_, (beating, *_)) = ran
+    assert node == beating == hub.node
+    assert sorted(json.loads(sessions)) == ["user0", "user1"]
+
+
+def test_quit_of_a_session_still_here_is_not_told() -> None:
+    """
+    A departure published for a session this node still holds (another
+    node took this one for dead) is not told to this node's users; one for
+    a user of another node is.
+    """
+    hub, recipients, _, _ = _hubOf(2)
+    hub._messageReceived("tc:quit", "user0\nline\nuser0\n#general\n")
+    assert recipients[0].data == recipients[1].data == []
+    hub._messageReceived("tc:quit", "dave\nline\ndave\n#general\n")
+    assert recipients[0].data == recipients[1].data == [b"* dave left the chat.\r\n"]
 
 
 def test_unreachable_hub_fails_fast() -> None:

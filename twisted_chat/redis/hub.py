@@ -429,18 +429,21 @@ return {redis.call('HGETALL', 'tc:online'), redis.call('HGETALL', 'tc:partner')}
 """
 
 # ARGV: node, liveness TTL in ms, '1' to reap.  Refreshes this node's
-# liveness and, if asked to, takes the users of dead nodes offline.
+# liveness and, if asked to, takes the users of dead nodes offline.  Returns
+# 1 if this node had itself been taken for dead (its liveness key expired
+# during a stall and another node reaped it), else 0.
 _HEARTBEAT = (
     _PRELUDE
     + """
 local node = ARGV[1]
 redis.call('SET', 'tc:alive:' .. node, '1', 'PX', ARGV[2])
-redis.call('SADD', 'tc:nodes', node)
-if ARGV[3] ~= '1' then return 0 end
-for _, other in ipairs(redis.call('SMEMBERS', 'tc:nodes')) do
-  if redis.call('EXISTS', 'tc:alive:' .. other) == 0 then reap(other) end
+local reaped = redis.call('SADD', 'tc:nodes', node)
+if ARGV[3] == '1' then
+  for _, other in ipairs(redis.call('SMEMBERS', 'tc:nodes')) do
+    if redis.call('EXISTS', 'tc:alive:' .. other) == 0 then reap(other) end
+  end
 end
-return 0
+return reaped
 """
 )
 
@@ -592,9 +595,23 @@ class RedisHub:
     def _beat(self) -> None:
         liveness = int(self.ttl * 2000 / 3)
         reap = "1" if self._clock.seconds() >= self._reapAfter else "0"
-        self.redis.script(_HEARTBEAT, self.node, liveness, reap).addErrback(
-            self._ignoreUnavailable
-        )
+        d = self.redis.script(_HEARTBEAT, self.node, liveness, reap)
+        d.addCallback(self._beaten)
+        d.addErrback(self._ignoreUnavailable)
+
+    def _beaten(self, reaped: int) -> None:
+        """
+        If another node took this one for dead and took its users offline
+        (this node stalled for longer than its liveness lasts), put them
+        back, as after Redis came back.
+        """
+        if reaped:
+            self.log.warn(
+                "Another node took this one for dead (a stall of over "
+                "{seconds:.1f} s?); putting its sessions back",
+                seconds=self.ttl * 2 / 3,
+            )
+            self._resync()
 
     def _ignoreUnavailable(self, failure: Failure) -> None:
         failure.trap(HubUnavailableError)
@@ -687,7 +704,11 @@ class RedisHub:
                 getattr(self, "_op_" + operation[0])(*operation[1:])
             return
         if channel == QUIT_CHANNEL:
-            _, origin, name, keys, reason = message.split("\n", 4)
+            key, origin, name, keys, reason = message.split("\n", 4)
+            if key in self._sessions:
+                # This node still holds the session: another node took this
+                # one for dead, and the next heartbeat puts it back.
+                return
             rooms = [room for key in keys.split() if (room := self._rooms.get(key))]
             if rooms:
                 self._rooms.announceOnce(rooms, UserLeft(name, origin, reason))
