@@ -546,19 +546,6 @@ class RedisHub:
         self.maxRooms = maxRooms
         self.node = uuid.uuid4().hex
         self._nodeChannel = NODE_CHANNEL.format(node=self.node)
-        self.redis = connection(
-            reactor,
-            address,
-            channels=[self._nodeChannel, QUIT_CHANNEL],
-            onMessage=self._messageReceived,
-            onAvailable=self._resync,
-            beforeCommand=self._flushLines,
-        )
-        self._sessions: dict[str, Session] = {}
-        self._sids: dict[str, str] = {}
-        self._rooms = LocalRooms()
-        self._subscribed: set[str] = set()
-        self._ids = MessageIds(reactor)
         # The lines said on this node, sent to Redis together: at the end of
         # the reactor's pass for a lone line, at most every
         # LINE_BATCH_INTERVAL under load, and before any other command, so
@@ -566,6 +553,19 @@ class RedisHub:
         self._lines: PassBatch[_HeldLine] = PassBatch(
             reactor, self._sendLines, LINE_BATCH_INTERVAL
         )
+        self.redis = connection(
+            reactor,
+            address,
+            channels=[self._nodeChannel, QUIT_CHANNEL],
+            onMessage=self._messageReceived,
+            onAvailable=self._resync,
+            beforeCommand=self._lines.flush,
+        )
+        self._sessions: dict[str, Session] = {}
+        self._sids: dict[str, str] = {}
+        self._rooms = LocalRooms()
+        self._subscribed: set[str] = set()
+        self._ids = MessageIds(reactor)
         self._partners: dict[str, str] = {}
         self._reapAfter = 0.0
         self._connectedBefore = False
@@ -909,9 +909,6 @@ class RedisHub:
                 client.failed(failure)
 
         d.addErrback(failed)
-
-    def _flushLines(self) -> None:
-        self._lines.flush()
 
     def sayToPartner(self, session: Session, text: str) -> bool:
         partner = self._partners.get(session.key)
