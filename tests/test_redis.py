@@ -673,6 +673,35 @@ def test_reaped_node_puts_its_sessions_back() -> None:
     assert sorted(json.loads(sessions)) == ["user0", "user1"]
 
 
+def test_node_waking_from_a_stall_reaps_no_one_yet() -> None:
+    """
+    A node whose own heartbeat comes later than a liveness lasts (it
+    stalled, and the other nodes on its machine may have too) reaps no one
+    until the others have had a liveness of time to beat again; on time, it
+    reaps as usual.
+    """
+    hub, _, _, clock = _hubOf(1)
+    reaps: list[str] = []
+
+    def script(source: str, *args: Any) -> Any:
+        reaps.append(args[2])
+        return succeed(0)
+
+    hub.redis.script = script  # type: ignore[method-assign]
+    lasts = hub.ttl * 2 / 3
+    clock.advance(100)
+    hub._lastBeat = clock.seconds()
+    clock.advance(hub.ttl / 3)
+    hub._beat()
+    clock.advance(lasts + 1)
+    hub._beat()
+    clock.advance(hub.ttl / 3)
+    hub._beat()
+    clock.advance(lasts - hub.ttl / 3 + 0.01)
+    hub._beat()
+    assert reaps == ["1", "0", "0", "1"]
+
+
 def test_quit_of_a_session_still_here_is_not_told() -> None:
     """
     A departure published for a session this node still holds (another

@@ -568,6 +568,7 @@ class RedisHub:
         self._ids = MessageIds(reactor)
         self._partners: dict[str, str] = {}
         self._reapAfter = 0.0
+        self._lastBeat = 0.0
         self._connectedBefore = False
         self._liveness = LoopingCall(self._beat)
         self._liveness.clock = reactor
@@ -582,6 +583,7 @@ class RedisHub:
 
     def start(self) -> None:
         self.redis.start()
+        self._lastBeat = self._clock.seconds()
         self._liveness.start(self.ttl / 3, now=False)
 
     def stop(self) -> "Deferred[None]":
@@ -593,8 +595,15 @@ class RedisHub:
         return d.addBoth(lambda _: self.redis.stop()).addCallback(lambda _: None)
 
     def _beat(self) -> None:
-        liveness = int(self.ttl * 2000 / 3)
-        reap = "1" if self._clock.seconds() >= self._reapAfter else "0"
+        now, lasts = self._clock.seconds(), self.ttl * 2 / 3
+        if now - self._lastBeat > lasts:
+            # This node stalled for longer than a liveness lasts: the others
+            # may have stalled with it (one machine, a paused VM), so they
+            # get a liveness of time to beat again before any is reaped.
+            self._reapAfter = max(self._reapAfter, now + lasts)
+        self._lastBeat = now
+        reap = "1" if now >= self._reapAfter else "0"
+        liveness = int(lasts * 1000)
         d = self.redis.script(_HEARTBEAT, self.node, liveness, reap)
         d.addCallback(self._beaten)
         d.addErrback(self._ignoreUnavailable)
