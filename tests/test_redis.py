@@ -164,26 +164,43 @@ async def test_node_taken_for_dead_comes_back(
     """
     When a node stalls past its liveness and another node takes its users
     offline, its own users are not told they left, and its next heartbeat
-    puts them back: their lines cross nodes again and @WHO lists them.
+    puts them back: the other nodes' users are told they are back in each
+    of their rooms, their lines cross nodes again and @WHO lists them.
     """
     async with nodes(tmp_path, redis, 2) as (a, b):
         alice = await a.user("alice")
         bob = await b.user("bob")
         await alice.expect("* bob joined the chat.")
+        carol = await b.user("carol")
+        await alice.expect("* carol joined the chat.")
+        await bob.expect("* carol joined the chat.")
+        alice.send("@JOIN #side")
+        await alice.expect("You are now in #side (1 users).")
+        bob.send("@JOIN #side")
+        await bob.expect("You are now in #side (2 users).")
+        await alice.expect("* bob joined #side.")
         hubA, hubB = a.service.chat.hub, b.service.chat.hub
         # Node B stalls: no heartbeat, its liveness gone, and A reaps it.
         hubB._liveness.stop()
         await hubA.redis.call("delete", f"tc:alive:{hubB.node}")
         await hubA.redis.script(_HEARTBEAT, hubA.node, 1000, "1")
-        await alice.expect("* bob left the chat.")
+        gone = sorted([await alice.next(), await alice.next()])
+        assert gone == ["* bob left the chat.", "* carol left the chat."]
         assert await who(alice) == "Online users: alice"
         hubB._beat()
         hubB._liveness.start(hubB.ttl / 3, now=False)
-        await sleep(0.3)
+        back = sorted([await alice.next() for _ in range(3)])
+        assert back == [
+            "* bob joined #side.",
+            "* bob joined the chat.",
+            "* carol joined the chat.",
+        ]
         bob.send("still here")
         await alice.expect("bob > still here")
-        assert await who(alice) == "Online users: alice, bob"
-        assert bob.unread() == []
+        assert await who(alice) == "Online users: alice, bob, carol"
+        await sleep(0.2)
+        assert bob.unread() == [] and carol.unread() == []
+        assert alice.unread() == []
 
 
 @pytest_twisted.ensureDeferred
@@ -668,9 +685,10 @@ def test_reaped_node_puts_its_sessions_back() -> None:
     assert ran == []
     hub._beaten(1)
     assert [source for source, _ in ran] == [_RESYNC, _HEARTBEAT]
-    (_, (node, sessions)), (_, (beating, *_)) = ran
+    (_, (node, sessions, announce)), (_, (beating, *_)) = ran
     assert node == beating == hub.node
     assert sorted(json.loads(sessions)) == ["user0", "user1"]
+    assert announce == "1"
 
 
 def test_node_waking_from_a_stall_reaps_no_one_yet() -> None:

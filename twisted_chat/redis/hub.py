@@ -448,10 +448,12 @@ return reaped
 )
 
 # ARGV: node, sessions (JSON {key: [sid, name, {room: name}, current,
-# origin]}).
-# After Redis came back: drop the users who left meanwhile, put the others
-# back online and in their rooms, and return {key, partner key} pairs and
-# superseded keys.
+# origin]}), '1' to tell the rooms of each user put back who was offline.
+# After Redis came back (or another node took this one for dead): drop the
+# users who left meanwhile, put the others back online and in their rooms,
+# and return {key, partner key} pairs and superseded keys.  A user the other
+# nodes saw leave comes back as a 'B' (#general) or 'b' (another room) on
+# each of its rooms' channels, which the node holding it ignores.
 _RESYNC = (
     _PRELUDE
     + """
@@ -470,7 +472,14 @@ for k, v in pairs(current) do
     local online = {n = node, s = v[1], name = v[2], c = v[4], o = v[5]}
     redis.call('HSET', 'tc:online', k, cjson.encode(online))
     redis.call('SADD', 'tc:node:' .. node, k)
-    for room, display in pairs(v[3]) do enterRoom(k, v[2], room, display) end
+    for room, display in pairs(v[3]) do
+      if not r and ARGV[3] == '1' then
+        local kind = room == '#general' and 'B' or 'b'
+        local back = kind .. '\\n' .. k .. '\\n' .. v[5] .. '\\n' .. v[2]
+        redis.call('PUBLISH', 'tc:room:' .. room, back)
+      end
+      enterRoom(k, v[2], room, display)
+    end
     local p = redis.call('HGET', 'tc:partner', k)
     if p then table.insert(partners, k); table.insert(partners, p) end
   end
@@ -620,16 +629,17 @@ class RedisHub:
                 "{seconds:.1f} s?); putting its sessions back",
                 seconds=self.ttl * 2 / 3,
             )
-            self._resync()
+            self._resync(announce=True)
 
     def _ignoreUnavailable(self, failure: Failure) -> None:
         failure.trap(HubUnavailableError)
 
-    def _resync(self) -> None:
+    def _resync(self, announce: bool = False) -> None:
         """
         Redis is (back) up: put this node's sessions back online and in their
         rooms, drop those that ended meanwhile, and reload their private-chat
-        partners.
+        partners.  If C{announce}, the other nodes saw this node's users
+        leave (they took it for dead), and are told those users are back.
         """
         if self._connectedBefore:
             # Every node lost Redis too, and their liveness keys may have
@@ -648,7 +658,10 @@ class RedisHub:
             for key, session in self._sessions.items()
         }
         d = self.redis.script(
-            _RESYNC, self.node, json.dumps(current) if current else "{}"
+            _RESYNC,
+            self.node,
+            json.dumps(current) if current else "{}",
+            "1" if announce else "0",
         )
         d.addCallback(self._resynced)
         d.addErrback(self._ignoreUnavailable)
@@ -730,6 +743,17 @@ class RedisHub:
             return
         kind, key, origin, rest = message.split("\n", 3)
         own = self._sessions.get(key)
+        if kind in ("B", "b"):
+            # A user back after its node was taken for dead: its own node's
+            # users never saw it leave.
+            if own is None:
+                event = (
+                    UserJoined(rest, origin)
+                    if kind == "B"
+                    else RoomJoined(rest, room.name, origin)
+                )
+                room.audience.announce(event)
+            return
         # The user the message is about gets no copy of it.
         exclude = own.client if own is not None else None
         if kind == "J":
