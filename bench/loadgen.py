@@ -733,6 +733,9 @@ class Target:
     host: str
     ports: tuple[int, ...]
     pids: tuple[int, ...] = ()
+    # The MSS the clients announce (0: the kernel's; on loopback 65,483
+    # bytes, where an Ethernet path gives 1,448).
+    mss: int = 0
 
     @property
     def port(self) -> int:
@@ -753,6 +756,23 @@ class Target:
         The CPU seconds of each process, by pid.
         """
         return {pid: procCPUSeconds(pid) for pid in self.pids}
+
+
+async def connected(target: Target, port: int) -> socket.socket:
+    """
+    A TCP socket connected to C{target} on C{port}, announcing the target's
+    MSS if it sets one.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if target.mss:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, target.mss)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (target.host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def connectAll(
@@ -779,7 +799,9 @@ async def connectAll(
                 return False
             try:
                 async with asyncio.timeout(remaining):
-                    await loop.create_connection(lambda: client, target.host, port)
+                    await loop.create_connection(
+                        lambda: client, sock=await connected(target, port)
+                    )
                     await client.ready
             except (OSError, LoginError, TimeoutError) as e:
                 errors.append(f"{client.name}: {type(e).__name__}: {e}")
@@ -1151,6 +1173,7 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
                 round(delivered / totals.chunks, 2) if totals.chunks else None
             ),
             "read_interval_ms": args.read_interval,
+            "client_mss": target.mss or None,
             "closed_during_run": totals.closedAfterLogin,
             "latency": percentiles(samples),
         }
@@ -1801,7 +1824,7 @@ async def selftest(args: argparse.Namespace) -> dict[str, Any]:
     # One port speaks both of the blaster's protocols (chat and web).
     ports = (port,) * len(protocols(args.proto))
     try:
-        result = await fanout(args, Target("127.0.0.1", ports))
+        result = await fanout(args, Target("127.0.0.1", ports, mss=args.mss))
     finally:
         room.stopped = True
         server.close()
@@ -1880,6 +1903,13 @@ def _parser() -> argparse.ArgumentParser:
 
     def fanoutOptions(p: argparse.ArgumentParser) -> None:
         common(p, 100, several=True)
+        p.add_argument(
+            "--mss",
+            type=int,
+            default=0,
+            help="the MSS the clients announce (TCP_MAXSEG), as 1448 over "
+            "Ethernet (default: the kernel's; 65483 on loopback)",
+        )
         p.add_argument("--senders", type=int, default=10)
         p.add_argument("--observers", type=int, default=3)
         p.add_argument(
@@ -2001,7 +2031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = _run(handler[command](args), uvloop)
     else:
         if command == "fanout":
-            target = Target(args.host, args.port, args.pid)
+            target = Target(args.host, args.port, args.pid, args.mss)
         else:
             pids = () if args.pid is None else (args.pid,)
             target = Target(args.host, (args.port,), pids)

@@ -45,7 +45,12 @@ FRONTENDS = {
     "rooms-mixed": "half line, half IRC, rooms",
     "rooms-irc": "all IRC, rooms",
     "rooms-web": "all web, rooms",
+    "line-long": "all line, lines as long as web's frames",
 }
+# Workloads run beside the front-ends as a control, not a front-end of
+# their own (no target): all-line with web's bytes on the wire, which all-web
+# is also divided by.
+CONTROLS = {"line-long": "web"}
 PROTO_NAMES = {"chat": "line", "irc": "IRC", "web": "web"}
 # The issues' target: no front-end more than this far behind the line
 # protocol in deliveries per server CPU-second (the same workload, all-line).
@@ -377,9 +382,20 @@ def frontendTables(results: dict[str, dict[str, Any]]) -> list[str]:
             )
             # Another front-end against the line protocol, in the same
             # workload (the rooms against all-line are a different load).
-            if ratios and workload != "rooms":
+            if ratios and workload != "rooms" and workload not in CONTROLS:
                 checks.append((name, statistics.median(ratios)))
         lines.append("")
+        for control, workload in CONTROLS.items():
+            if control in workloads and workload in workloads:
+                ratios = perCPURatios(workloads[workload], workloads[control])
+                if ratios:
+                    lines += [
+                        f"{FRONTENDS[workload].capitalize()} ÷ "
+                        f"{FRONTENDS[control]} (the same bytes on the wire), "
+                        f"each round (median): {joined(ratios, 2)} "
+                        f"({statistics.median(ratios):.2f}).",
+                        "",
+                    ]
         if checks:
             verdicts = ", ".join(
                 f"{name} {share:.0%} "

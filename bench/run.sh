@@ -25,7 +25,8 @@
 # The front-ends section runs when FRONTENDS=1 or PEERS includes
 # "frontends": one server listening for line, IRC and web clients, and at
 # each of FRONTENDS_RATES (500 2000) msg/s the FRONTENDS_WORKLOADS (line
-# mixed irc web rooms; also rooms-mixed rooms-irc rooms-web all3) in turn,
+# mixed irc web rooms; also rooms-mixed rooms-irc rooms-web all3 line-long)
+# in turn,
 # REPEAT (2) rounds, so that each stands beside all-line in one run:
 #   PEERS=frontends bash bench/run.sh
 set -uo pipefail
@@ -270,6 +271,9 @@ frontend_args() {
   local irc="--irc-pass --irc-channel #general" rooms="--rooms $ROOMS"
   case "$1" in
     line) echo "--proto chat --port $2" ;;
+    # All line with each line as long as a web user's frame of the default
+    # 48-byte text (183 bytes): the same bytes on the wire as web.
+    line-long) echo "--proto chat --size 172 --port $2" ;;
     mixed) echo "--proto chat,irc $irc --port $2,$3" ;;
     irc) echo "--proto irc $irc --port $3" ;;
     web) echo "--proto web --port $4" ;;
