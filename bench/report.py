@@ -398,7 +398,7 @@ def frontendTables(results: dict[str, dict[str, Any]]) -> list[str]:
                     ]
         if checks:
             verdicts = ", ".join(
-                f"{name} {share:.0%} "
+                f"{name} {share:.1%} "
                 f"({'met' if share >= FRONTEND_TARGET else 'not met'})"
                 for name, share in checks
             )

@@ -476,10 +476,13 @@ log "results in $OUT"
   echo "idle: users=$IDLE_USERS idle=${IDLE_SECONDS}s login-timeout=${IDLE_LOGIN_TIMEOUT}s"
   echo "storm: users=$STORM_USERS"
 } >"$OUT/parameters.txt"
-if frontends_wanted && ! grep -q '^front-ends:' "$OUT/parameters.txt"; then
+# A section run again into the same directory states its new parameters.
+if frontends_wanted; then
+  sed -i '/^front-ends:/d' "$OUT/parameters.txt"
   echo "front-ends: users=$USERS senders=$SENDERS observers=$OBSERVERS workloads=[$FRONTENDS_WORKLOADS] rates=[$FRONTENDS_RATES] rounds=$REPEAT rooms=$ROOMS duration=${DURATION}s read-interval=${READ_INTERVAL}ms; with several front-ends user i speaks the (i mod K)th" >>"$OUT/parameters.txt"
 fi
-if hub_wanted && ! grep -q '^hub:' "$OUT/parameters.txt"; then
+if hub_wanted; then
+  sed -i '/^hub:/d' "$OUT/parameters.txt"
   echo "hub: users=$USERS senders=$SENDERS observers=$OBSERVERS nodes=[0 $HUB_NODES] (0: one node without --hub) rates=[$HUB_RATES] duration=${DURATION}s read-interval=${READ_INTERVAL}ms; users and senders round-robin over the nodes" >>"$OUT/parameters.txt"
 fi
 PEERS_ONLY="$(tr ' ' '\n' <<<"$PEERS" | grep -vx -e hub -e frontends -e '' | tr '\n' ' ')"
