@@ -82,6 +82,24 @@ async def nodes(
         yield servers
 
 
+async def enterTogether(
+    first: ChatClient,
+    second: ChatClient,
+    secondName: str,
+    room: str,
+    spelling: str | None = None,
+) -> None:
+    """
+    Have C{first}, then C{second} (as C{@JOIN spelling}, by default the
+    room's name), enter the new room C{room}; check that C{first} is told.
+    """
+    first.send(f"@JOIN {room}")
+    await first.expect(f"You are now in {room} (1 users).")
+    second.send(f"@JOIN {spelling or room}")
+    await second.expect(f"You are now in {room} (2 users).")
+    await first.expect(f"* {secondName} joined {room}.")
+
+
 async def oneOnEach(a: Server, b: Server, c: Server) -> list[ChatClient]:
     """
     Log alice in on C{a}, bob on C{b} and carol on C{c}, each after the
@@ -168,17 +186,8 @@ async def test_node_taken_for_dead_comes_back(
     of their rooms, their lines cross nodes again and @WHO lists them.
     """
     async with nodes(tmp_path, redis, 2) as (a, b):
-        alice = await a.user("alice")
-        bob = await b.user("bob")
-        await alice.expect("* bob joined the chat.")
-        carol = await b.user("carol")
-        await alice.expect("* carol joined the chat.")
-        await bob.expect("* carol joined the chat.")
-        alice.send("@JOIN #side")
-        await alice.expect("You are now in #side (1 users).")
-        bob.send("@JOIN #side")
-        await bob.expect("You are now in #side (2 users).")
-        await alice.expect("* bob joined #side.")
+        alice, bob, carol = await oneOnEach(a, b, b)
+        await enterTogether(alice, bob, "bob", "#side")
         hubA, hubB = a.service.chat.hub, b.service.chat.hub
         # Node B stalls: no heartbeat, its liveness gone, and A reaps it.
         hubB._liveness.stop()
@@ -813,11 +822,7 @@ async def test_rooms_and_history_across_nodes(
         alice = await a.user("alice")
         bob = await b.user("bob")
         await alice.expect("* bob joined the chat.")
-        alice.send("@JOIN #python")
-        await alice.expect("You are now in #python (1 users).")
-        bob.send("@JOIN #Python")
-        await bob.expect("You are now in #python (2 users).")
-        await alice.expect("* bob joined #python.")
+        await enterTogether(alice, bob, "bob", "#python", "#Python")
         bob.send("from B", "@JOIN #general")
         await alice.expect("bob > from B")
         await bob.expect("You are now in #general (2 users).")
