@@ -175,15 +175,17 @@ async def test_hub_nodes_turn_nagle_off(tmp_path: Path, redis: RedisServer) -> N
         assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 
 
+@pytest.mark.parametrize("comeback", ["heartbeat", "reconnect"])
 @pytest_twisted.ensureDeferred
 async def test_node_taken_for_dead_comes_back(
-    tmp_path: Path, redis: RedisServer
+    tmp_path: Path, redis: RedisServer, comeback: str
 ) -> None:
     """
-    When a node stalls past its liveness and another node takes its users
-    offline, its own users are not told they left, and its next heartbeat
-    puts them back: the other nodes' users are told they are back in each
-    of their rooms, their lines cross nodes again and @WHO lists them.
+    When a node stalls past its liveness (or loses Redis for longer) and
+    another node takes its users offline, its own users are not told they
+    left, and its next heartbeat (or its reconnection) puts them back: the
+    other nodes' users are told they are back in each of their rooms, their
+    lines cross nodes again and @WHO lists them.
     """
     async with nodes(tmp_path, redis, 2) as (a, b):
         alice, bob, carol = await oneOnEach(a, b, b)
@@ -196,7 +198,10 @@ async def test_node_taken_for_dead_comes_back(
         gone = sorted([await alice.next(), await alice.next()])
         assert gone == ["* bob left the chat.", "* carol left the chat."]
         assert await who(alice) == "Online users: alice"
-        hubB._beat()
+        if comeback == "heartbeat":
+            hubB._beat()
+        else:
+            hubB._resync()  # as when B's connection to Redis comes back
         hubB._liveness.start(hubB.ttl / 3, now=False)
         back = sorted([await alice.next() for _ in range(3)])
         assert back == [
@@ -694,10 +699,9 @@ def test_reaped_node_puts_its_sessions_back() -> None:
     assert ran == []
     hub._beaten(1)
     assert [source for source, _ in ran] == [_RESYNC, _HEARTBEAT]
-    (_, (node, sessions, announce)), (_, (beating, *_)) = ran
+    (_, (node, sessions)), (_, (beating, *_)) = ran
     assert node == beating == hub.node
     assert sorted(json.loads(sessions)) == ["user0", "user1"]
-    assert announce == "1"
 
 
 def test_node_waking_from_a_stall_reaps_no_one_yet() -> None:

@@ -155,9 +155,11 @@ local function leave(k, sid, reason)
   return {r.name, partnerName}
 end
 local function reap(node)
+  local gone = 'tc:gone:' .. node
   for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
-    leave(k, '', '')
+    if leave(k, '', '') then redis.call('SADD', gone, k) end
   end
+  redis.call('EXPIRE', gone, 86400)
   redis.call('DEL', 'tc:node:' .. node)
   redis.call('SREM', 'tc:nodes', node)
 end
@@ -448,17 +450,19 @@ return reaped
 )
 
 # ARGV: node, sessions (JSON {key: [sid, name, {room: name}, current,
-# origin]}), '1' to tell the rooms of each user put back who was offline.
-# After Redis came back (or another node took this one for dead): drop the
+# origin]}).
+# After Redis came back, or another node took this one for dead: drop the
 # users who left meanwhile, put the others back online and in their rooms,
-# and return {key, partner key} pairs and superseded keys.  A user the other
-# nodes saw leave comes back as a 'B' (#general) or 'b' (another room) on
-# each of its rooms' channels, which the node holding it ignores.
+# and return {key, partner key} pairs and superseded keys.  A user whose
+# departure the reaping node published (its key in tc:gone:<node>) comes
+# back as a 'B' (#general) or 'b' (another room) on each of its rooms'
+# channels, which the node holding it ignores.
 _RESYNC = (
     _PRELUDE
     + """
 local node = ARGV[1]
 local current = cjson.decode(ARGV[2])
+local gone = 'tc:gone:' .. node
 for _, k in ipairs(redis.call('SMEMBERS', 'tc:node:' .. node)) do
   if current[k] == nil then leave(k, '', '') end
 end
@@ -472,11 +476,12 @@ for k, v in pairs(current) do
     local online = {n = node, s = v[1], name = v[2], c = v[4], o = v[5]}
     redis.call('HSET', 'tc:online', k, cjson.encode(online))
     redis.call('SADD', 'tc:node:' .. node, k)
+    local back = not r and redis.call('SISMEMBER', gone, k) == 1
     for room, display in pairs(v[3]) do
-      if not r and ARGV[3] == '1' then
+      if back then
         local kind = room == '#general' and 'B' or 'b'
-        local back = kind .. '\\n' .. k .. '\\n' .. v[5] .. '\\n' .. v[2]
-        redis.call('PUBLISH', 'tc:room:' .. room, back)
+        local record = kind .. '\\n' .. k .. '\\n' .. v[5] .. '\\n' .. v[2]
+        redis.call('PUBLISH', 'tc:room:' .. room, record)
       end
       enterRoom(k, v[2], room, display)
     end
@@ -484,6 +489,7 @@ for k, v in pairs(current) do
     if p then table.insert(partners, k); table.insert(partners, p) end
   end
 end
+redis.call('DEL', gone)
 redis.call('SADD', 'tc:nodes', node)
 return {partners, superseded}
 """
@@ -629,17 +635,17 @@ class RedisHub:
                 "{seconds:.1f} s?); putting its sessions back",
                 seconds=self.ttl * 2 / 3,
             )
-            self._resync(announce=True)
+            self._resync()
 
     def _ignoreUnavailable(self, failure: Failure) -> None:
         failure.trap(HubUnavailableError)
 
-    def _resync(self, announce: bool = False) -> None:
+    def _resync(self) -> None:
         """
-        Redis is (back) up: put this node's sessions back online and in their
-        rooms, drop those that ended meanwhile, and reload their private-chat
-        partners.  If C{announce}, the other nodes saw this node's users
-        leave (they took it for dead), and are told those users are back.
+        Redis is (back) up, or another node took this one for dead: put this
+        node's sessions back online and in their rooms, drop those that
+        ended meanwhile, and reload their private-chat partners.  The users
+        the other nodes saw leave are announced back to them.
         """
         if self._connectedBefore:
             # Every node lost Redis too, and their liveness keys may have
@@ -658,10 +664,7 @@ class RedisHub:
             for key, session in self._sessions.items()
         }
         d = self.redis.script(
-            _RESYNC,
-            self.node,
-            json.dumps(current) if current else "{}",
-            "1" if announce else "0",
+            _RESYNC, self.node, json.dumps(current) if current else "{}"
         )
         d.addCallback(self._resynced)
         d.addErrback(self._ignoreUnavailable)
