@@ -26,8 +26,7 @@
 # "frontends": one server listening for line, IRC and web clients, and at
 # each of FRONTENDS_RATES (500 2000) msg/s the FRONTENDS_WORKLOADS (line
 # mixed irc web rooms; also rooms-mixed rooms-irc rooms-web all3 line-long)
-# in turn,
-# REPEAT (2) rounds, so that each stands beside all-line in one run:
+# in turn, REPEAT (2) rounds, so that each stands beside all-line in one run:
 #   PEERS=frontends bash bench/run.sh
 set -uo pipefail
 

@@ -82,6 +82,9 @@ async def nodes(
         yield servers
 
 
+NAMES = ("alice", "bob", "carol")
+
+
 async def enterTogether(
     first: ChatClient,
     second: ChatClient,
@@ -100,18 +103,22 @@ async def enterTogether(
     await first.expect(f"* {secondName} joined {room}.")
 
 
-async def oneOnEach(a: Server, b: Server, c: Server) -> list[ChatClient]:
+async def oneOnEach(
+    a: Server, b: Server, c: Server, names: tuple[str, str, str] = NAMES
+) -> list[ChatClient]:
     """
-    Log alice in on C{a}, bob on C{b} and carol on C{c}, each after the
-    others have seen the one before arrive.
+    Log the first of C{names} (alice) in on C{a}, the second (bob) on C{b}
+    and the third (carol) on C{c}, each after the others have seen the one
+    before arrive.
     """
-    alice = await a.user("alice")
-    bob = await b.user("bob")
-    await alice.expect("* bob joined the chat.")
-    carol = await c.user("carol")
-    await alice.expect("* carol joined the chat.")
-    await bob.expect("* carol joined the chat.")
-    return [alice, bob, carol]
+    first, second, third = names
+    one = await a.user(first)
+    two = await b.user(second)
+    await one.expect(f"* {second} joined the chat.")
+    three = await c.user(third)
+    await one.expect(f"* {third} joined the chat.")
+    await two.expect(f"* {third} joined the chat.")
+    return [one, two, three]
 
 
 async def who(client: ChatClient) -> str:
@@ -412,12 +419,7 @@ async def test_redis_restart(tmp_path: Path, redis: RedisServer) -> None:
     again and accounts are kept.
     """
     async with nodes(tmp_path, redis, 2) as (a, b):
-        alice = await a.user("alice")
-        ann = await a.user("ann")
-        await alice.expect("* ann joined the chat.")
-        bob = await b.user("bob")
-        await alice.expect("* bob joined the chat.")
-        await ann.expect("* bob joined the chat.")
+        alice, ann, bob = await oneOnEach(a, a, b, ("alice", "ann", "bob"))
 
         redis.stop()
         await sleep(0.3)

@@ -495,6 +495,10 @@ return {partners, superseded}
 """
 )
 
+# The kinds of the resync's room messages for a user back after its node was
+# taken for dead, and the join each is told as.
+_BACK = {"B": "J", "b": "j"}
+
 _REQUEST_OUTCOMES = {outcome.name: outcome for outcome in Request}
 _JOIN_OUTCOMES = {outcome.name: outcome for outcome in Join}
 
@@ -746,17 +750,12 @@ class RedisHub:
             return
         kind, key, origin, rest = message.split("\n", 3)
         own = self._sessions.get(key)
-        if kind in ("B", "b"):
-            # A user back after its node was taken for dead: its own node's
-            # users never saw it leave.
-            if own is None:
-                event = (
-                    UserJoined(rest, origin)
-                    if kind == "B"
-                    else RoomJoined(rest, room.name, origin)
-                )
-                room.audience.announce(event)
-            return
+        if kind in _BACK:
+            # A user back after its node was taken for dead: told as a join
+            # everywhere but on its own node, whose users never saw it leave.
+            if own is not None:
+                return
+            kind = _BACK[kind]
         # The user the message is about gets no copy of it.
         exclude = own.client if own is not None else None
         if kind == "J":
