@@ -4,6 +4,7 @@ process (and one as a C{twistd} subprocess, to be killed), real sockets.
 """
 
 import json
+import math
 import os
 import re
 import signal
@@ -607,6 +608,48 @@ def test_lines_batched_under_load() -> None:
     assert len(hub.redis.calls) == 1
     clock.advance(LINE_BATCH_INTERVAL / 2)
     assert hub.redis.calls[1:] == [_lines(("user1", "two"), ("user0", "three"))]
+
+
+def test_line_batches_of_all_nodes_fall_on_one_grid() -> None:
+    """
+    Under load, each node's batches go as the steps of a grid of
+    LINE_BATCH_INTERVAL on the clock start, at most one per step, so two
+    nodes whose users talk at different moments of each step send at the
+    same instants (and each node gets the other's lines with its own).
+    """
+    clock = Clock()
+    clock.advance(1_764_578_400.0037)  # a clock on the epoch, as a reactor's
+    step, tick = LINE_BATCH_INTERVAL, LINE_BATCH_INTERVAL / 10
+    nodes = []
+    for _ in range(2):
+        hub = RedisHub(clock, RedisAddress(), connection=FakeRedis)
+        session = Session("user", Recipient())
+        hub.attach(session)
+        hub.redis.calls.clear()
+        nodes.append((hub, session))
+    sentAt: list[list[float]] = [[], []]
+    for i in range(300):  # 30 steps: each node's user speaks twice a step
+        if i % 5 in (0, 2):
+            hub, session = nodes[i % 5 // 2]
+            hub.sayInRoom(session, "#general", f"line {i}")
+        clock.advance(tick)
+        for sent, (hub, _) in zip(sentAt, nodes, strict=True):
+            sent += [clock.seconds()] * (len(hub.redis.calls) - len(sent))
+    steps = []
+    for sent in sentAt:
+        # A lone line goes at once, and so may the first line of a step
+        # that began with nothing held: the first two hand-overs here.
+        later = sent[2:]
+        assert len(later) >= 28
+        starts = [math.floor(at / step) * step for at in later]
+        # Each went in the tick in which its step started, one per step.
+        assert all(
+            0 <= at - start < tick + 1e-6
+            for at, start in zip(later, starts, strict=True)
+        )
+        assert len(set(starts)) == len(starts)
+        steps.append(starts)
+    assert steps[0] == steps[1]
 
 
 def test_held_lines_go_before_other_commands() -> None:

@@ -570,11 +570,13 @@ class RedisHub:
         self.node = uuid.uuid4().hex
         self._nodeChannel = NODE_CHANNEL.format(node=self.node)
         # The lines said on this node, sent to Redis together: at the end of
-        # the reactor's pass for a lone line, at most every
+        # the reactor's pass for a lone line, at most once per step of
         # LINE_BATCH_INTERVAL under load, and before any other command, so
-        # that Redis sees every command in the order it was given.
+        # that Redis sees every command in the order it was given.  The
+        # steps are the same on every node (a grid on the clock), so the
+        # nodes' batches reach each node together, in one write per user.
         self._lines: PassBatch[_HeldLine] = PassBatch(
-            reactor, self._sendLines, LINE_BATCH_INTERVAL
+            reactor, self._sendLines, LINE_BATCH_INTERVAL, aligned=True
         )
         self.redis = connection(
             reactor,
