@@ -19,7 +19,8 @@
 #
 # The scale-out (hub) section runs when HUB=1 or PEERS includes "hub": one
 # node without --hub, then HUB_NODES (1 2 3) nodes on one redis-server, the
-# same users spread over them, at HUB_RATES (500 2000) msg/s.  Only it:
+# same users spread over them, at HUB_RATES (500 2000) msg/s, REPEAT (2)
+# rounds of every setup in turn.  Only it:
 #   PEERS=hub bash bench/run.sh
 #
 # The front-ends section runs when FRONTENDS=1 or PEERS includes
@@ -371,33 +372,38 @@ start_nodes() {
 
 # The scale-out section: the same fan-out (USERS users, SENDERS senders) on
 # one node without a hub, then on 1, 2, 3 nodes sharing one Redis, users and
-# senders round-robin over the nodes; CPU summed over the nodes and Redis.
-# Results: hub-<nodes>-<rate>.json, nodes 0 being the node without a hub.
+# senders round-robin over the nodes; CPU summed over the nodes and Redis;
+# REPEAT rounds of every setup in turn, so that each round's setups share
+# the machine's speed of the moment.  Results: hub-<nodes>-<rate>-<round>.json,
+# nodes 0 being the node without a hub (a re-run replaces them all).
 run_hub() {
-  local dir="$OUT/hub" nodes rate hub pids
+  local dir="$OUT/hub" nodes rate hub pids round
   mkdir -p "$dir"
+  rm -f "$OUT"/hub-*.json
   "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix h --out "$dir/users.json" >/dev/null
   start_redis "$dir/redis" || return
   hub="redis://127.0.0.1:$REDIS_PORT/0"
   # Accounts live in Redis: the first logins on the hub register them (one
   # Argon2 hash each, outside the measurement).
-  for nodes in 0 $HUB_NODES; do
-    if [ "$nodes" = 0 ]; then
-      start_nodes 1 "$dir/single" "$dir/users.json" || continue
-    else
-      start_nodes "$nodes" "$dir/nodes$nodes" "$dir/users.json" "$hub" || continue
-    fi
-    pids="$(commas "${NODE_PIDS[@]}")"
-    [ "$nodes" = 0 ] || pids+=",$REDIS_PID"
-    for rate in $HUB_RATES; do
-      log "hub: $nodes node(s), rate=$rate"
-      gen "$OUT/hub-$nodes-$rate.json" fanout --proto chat --label "hub-$nodes" \
-        --port "$(commas "${NODE_PORTS[@]}")" --pid "$pids" --users "$USERS" \
-        --senders "$SENDERS" --observers "$OBSERVERS" --rate "$rate" \
-        --duration "$DURATION" --read-interval "$READ_INTERVAL" --prefix h \
-        --connect-concurrency 16
+  for round in $(seq "$REPEAT"); do
+    for nodes in 0 $HUB_NODES; do
+      if [ "$nodes" = 0 ]; then
+        start_nodes 1 "$dir/single" "$dir/users.json" || continue
+      else
+        start_nodes "$nodes" "$dir/nodes$nodes" "$dir/users.json" "$hub" || continue
+      fi
+      pids="$(commas "${NODE_PIDS[@]}")"
+      [ "$nodes" = 0 ] || pids+=",$REDIS_PID"
+      for rate in $HUB_RATES; do
+        log "hub: $nodes node(s), rate=$rate, round $round"
+        gen "$OUT/hub-$nodes-$rate-$round.json" fanout --proto chat --label "hub-$nodes" \
+          --port "$(commas "${NODE_PORTS[@]}")" --pid "$pids" --users "$USERS" \
+          --senders "$SENDERS" --observers "$OBSERVERS" --rate "$rate" \
+          --duration "$DURATION" --read-interval "$READ_INTERVAL" --prefix h \
+          --connect-concurrency 16
+      done
+      stop_nodes
     done
-    stop_nodes
   done
   stop_redis
 }
@@ -482,7 +488,7 @@ if frontends_wanted; then
 fi
 if hub_wanted; then
   sed -i '/^hub:/d' "$OUT/parameters.txt"
-  echo "hub: users=$USERS senders=$SENDERS observers=$OBSERVERS nodes=[0 $HUB_NODES] (0: one node without --hub) rates=[$HUB_RATES] duration=${DURATION}s read-interval=${READ_INTERVAL}ms; users and senders round-robin over the nodes" >>"$OUT/parameters.txt"
+  echo "hub: users=$USERS senders=$SENDERS observers=$OBSERVERS nodes=[0 $HUB_NODES] (0: one node without --hub) rates=[$HUB_RATES] rounds=$REPEAT duration=${DURATION}s read-interval=${READ_INTERVAL}ms; users and senders round-robin over the nodes" >>"$OUT/parameters.txt"
 fi
 PEERS_ONLY="$(tr ' ' '\n' <<<"$PEERS" | grep -vx -e hub -e frontends -e '' | tr '\n' ' ')"
 
