@@ -652,6 +652,21 @@ def test_line_batches_of_all_nodes_fall_on_one_grid() -> None:
     assert steps[0] == steps[1]
 
 
+def test_lines_wait_no_longer_than_a_step_if_the_clock_goes_back() -> None:
+    """
+    A clock set back (by NTP, or by hand) does not hold the lines said after
+    a batch for longer than one step.
+    """
+    hub, _, sessions, clock = _hubOf(2)
+    clock.advance(1_764_578_400.0037)
+    hub.sayInRoom(sessions[0], "#general", "one")
+    clock.advance(0)
+    clock.rightNow -= 3600
+    hub.sayInRoom(sessions[1], "#general", "two")
+    clock.advance(LINE_BATCH_INTERVAL)
+    assert hub.redis.calls == [_lines(("user0", "one")), _lines(("user1", "two"))]
+
+
 def test_held_lines_go_before_other_commands() -> None:
     """
     A command the hub sends while lines are held (a user leaves right after

@@ -73,7 +73,8 @@ class PassBatch(Generic[T]):
             start = (math.floor(last / interval + _SLACK) + 1) * interval
         else:
             start = last + interval
-        return max(0.0, start - now)
+        # Never more than an interval, even if the clock was set back.
+        return min(interval, max(0.0, start - now))
 
     def flush(self) -> None:
         """
