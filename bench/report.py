@@ -850,7 +850,8 @@ def main(argv: list[str] | None = None) -> int:
             "Deliveries per CPU-second count the CPU of every node plus Redis; "
             "the last column divides each round's figure by the single node's "
             "in the same round, and the latencies by the single node's; the "
-            "other columns are from each setup's median round "
+            "other columns are from each setup's median round, but for the "
+            "lines lost, which count every round "
             "(deliveries per CPU-s: higher is better; latency: lower is better).",
             "",
             *hubTables(results),
