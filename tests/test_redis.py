@@ -848,7 +848,9 @@ def test_bad_redis_urls(url: str) -> None:
 def test_subscriber_parses_a_whole_read_at_once() -> None:
     """
     When one read from Redis holds several published lines, the node handles
-    them all in that read (txredisapi alone would take one per reactor pass).
+    them all in that read (hiredis parses them; txredisapi's own parser
+    would take one per reactor pass), and a line cut between two reads when
+    the second comes.
     """
     from twisted.internet.testing import StringTransport
 
@@ -869,8 +871,32 @@ def test_subscriber_parses_a_whole_read_at_once() -> None:
         % (len(m.encode()), m.encode())
         for m in messages
     )
-    protocol.dataReceived(data)
+    cut = len(data) - 5  # the last message ends in the next read
+    protocol.dataReceived(data[:cut])
+    assert received == [("tc:group", m) for m in messages[:-1]]
+    protocol.dataReceived(data[cut:])
     assert received == [("tc:group", m) for m in messages]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("EVALSHA", "a" * 40, 0, "10000", "#général", b"raw", -3),
+        ("SET", "x", 1.5),
+        ("PING",),
+    ],
+)
+def test_commands_encoded_as_txredisapi_does(args: tuple[Any, ...]) -> None:
+    """
+    A command's bytes are those C{txredisapi} itself would send, for texts,
+    bytes and integers (and for anything else, which it encodes).
+    """
+    import txredisapi
+
+    from twisted_chat.redis.connection import _CommandProtocol
+
+    ours = _CommandProtocol(charset="utf-8")._build_command(*args)
+    assert ours == txredisapi.BaseRedisProtocol(charset="utf-8")._build_command(*args)
 
 
 @pytest_twisted.ensureDeferred
