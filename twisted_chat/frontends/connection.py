@@ -56,6 +56,12 @@ NOTICE_INTERVAL = 1.0
 # for; it returns at once when nothing is there to read).
 EXTRA_POLLS = 4
 
+# On a hub, seconds the output of a pass waits before those polls begin:
+# the nodes send their batches of lines as the same step starts (see
+# twisted_chat.redis.hub), and they reach a node some hundreds of
+# microseconds apart, then to share one write per user.
+HUB_FIRST_WAIT = 0.001
+
 # Probe a silent peer after 60 s, every 10 s, 5 times: a dead peer is reaped
 # in about two minutes instead of the kernel's default two hours.
 KEEPALIVE_OPTIONS = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5))
@@ -71,7 +77,8 @@ class Coalescer:
     arrive close together (several senders' bursts) then share one write
     per client instead of costing one each.  A lone line waits for one poll
     with nothing to read, which returns at once.  Each client's queue keeps
-    its order; only when it is written changes.
+    its order; only when it is written changes.  With a C{firstWait}, the
+    first poll waited for is the first after that many seconds.
 
     @ivar inputs: how many reads of input the connections have had; the
         connections add to it, and an unchanged count says a poll brought
@@ -83,10 +90,12 @@ class Coalescer:
         clock: IReactorTime | None,
         handle: Callable[[list["StreamConnection"]], None],
         extraPolls: int = EXTRA_POLLS,
+        firstWait: float = 0.0,
     ) -> None:
         self._clock = clock
         self._handle = handle
         self._extraPolls = extraPolls
+        self._firstWait = firstWait
         self._items: list[StreamConnection] = []
         self._seen = 0
         self.inputs = 0
@@ -107,7 +116,7 @@ class Coalescer:
             return
         if not self._items:
             self._seen = self.inputs
-            clock.callLater(0, self._poll, self._extraPolls)
+            clock.callLater(self._firstWait, self._poll, self._extraPolls)
         self._items.append(item)
 
     def _poll(self, left: int) -> None:
@@ -169,8 +178,12 @@ class Connections:
         # Have a connection write its queued output a few polls of the
         # reactor (given as batchWrites; without it, at once) after it was
         # queued, so that a client gets the lines of several passes in one
-        # write.
-        self.writes = Coalescer(batchWrites, self._flushAll)
+        # write; on a hub, those of every node's batch of a step too.
+        self.writes = Coalescer(
+            batchWrites,
+            self._flushAll,
+            firstWait=HUB_FIRST_WAIT if config.hub is not None else 0.0,
+        )
         self.flushSoon: Callable[[StreamConnection], None] = self.writes.add
         # The same for a connection that has only notices queued, at most
         # every NOTICE_INTERVAL seconds.
