@@ -592,9 +592,9 @@ def test_one_publish_per_room_line() -> None:
 
 def test_lines_batched_under_load() -> None:
     """
-    A lone line goes at the end of its pass; lines said less than
-    LINE_BATCH_INTERVAL after a batch went wait for the interval to end,
-    and then go together.
+    A lone line goes at the end of its pass; lines said in the same step of
+    LINE_BATCH_INTERVAL as a batch that went wait for the next step to
+    start, and then go together.
     """
     hub, _, sessions, clock = _hubOf(2)
     hub.sayInRoom(sessions[0], "#general", "one")
