@@ -819,6 +819,50 @@ def test_unreachable_hub_fails_fast() -> None:
     assert len(failures) == 1 and failures[0].check(HubUnavailableError)
 
 
+def _calls(info: str, command: str) -> int:
+    """
+    How many times Redis ran C{command}, from C{INFO commandstats}.
+    """
+    found = re.search(rf"cmdstat_{command}:calls=(\d+)", info)
+    return int(found.group(1)) if found else 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_scripts_run_by_hash_and_again_once_redis_forgot_them(
+    redis: RedisServer,
+) -> None:
+    """
+    A script goes by its text once per connection and by its hash after;
+    when Redis forgot it (a C{SCRIPT FLUSH} from elsewhere), the next call
+    still runs it, by its text.
+    """
+    from twisted.internet.defer import Deferred
+
+    from twisted_chat.redis.connection import RedisConnection
+
+    up: Deferred[None] = Deferred()
+    address = RedisAddress.fromURL(redis.url)
+    connection = RedisConnection(
+        reactor, address, onAvailable=lambda: up.callback(None)
+    )
+    connection.start()
+    try:
+        up.addTimeout(WAIT, reactor)
+        await up
+        source = "return ARGV[1] .. ARGV[2]"
+        assert await connection.script(source, "a", 1) == "a1"
+        assert await connection.script(source, "b", 2) == "b2"
+        info = await connection.call("execute_command", "INFO", "commandstats")
+        assert (_calls(info, "eval"), _calls(info, "evalsha")) == (1, 1)
+        await connection.call("execute_command", "SCRIPT", "FLUSH")
+        assert await connection.script(source, "c", 3) == "c3"
+        info = await connection.call("execute_command", "INFO", "commandstats")
+        assert _calls(info, "eval") == 2
+        assert await connection.script(source, "d", 4) == "d4"
+    finally:
+        await connection.stop()
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

@@ -3,16 +3,21 @@ A Redis connection for the hub and the account store, on C{txredisapi}:
 a command connection and a subscriber connection, both reconnecting with
 backoff, and commands that fail at once while Redis is unreachable.
 
-C{txredisapi} 1.6 needs help in five places, all handled here: number
+C{txredisapi} 1.6 needs help in six places, all handled here: number
 conversion is turned off (it would turn a name such as C{007} and pub/sub
 payloads into integers), subscriptions are renewed on every reconnection,
-TLS verifies the server's certificate, C{redis://} URLs are parsed here, and
-commands are encoded in one pass.  Replies are parsed by C{hiredis}, which
-C{txredisapi} uses when it is installed (a dependency): every reply a read
-holds, in that read, at a third of the pure-Python parser's cost.
+TLS verifies the server's certificate, C{redis://} URLs are parsed here,
+commands are encoded in one pass, and they go straight to the one command
+connection rather than through its pool's handler (an C{inlineCallbacks}
+generator per command) with each script's hash computed once.  Replies are
+parsed by C{hiredis}, which C{txredisapi} uses when it is installed (a
+dependency): every reply a read holds, in that read, at a third of the
+pure-Python parser's cost.
 """
 
+import hashlib
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 import txredisapi
@@ -32,7 +37,38 @@ CONNECT_TIMEOUT = 5.0
 MAX_RECONNECT_DELAY = 3.0
 
 
+@cache
+def _digest(source: str) -> str:
+    """
+    The hash by which Redis knows the script C{source}.
+    """
+    return hashlib.sha1(source.encode()).hexdigest()
+
+
 class _CommandProtocol(txredisapi.RedisProtocol):  # type: ignore[misc]
+    def runScript(self, source: str, args: Sequence[str]) -> "Deferred[Any]":
+        """
+        Run the Lua script C{source} with C{args}: by its hash once this
+        connection sent it, else (and if Redis forgot it) by its text.
+        """
+        digest = _digest(source)
+        if digest not in self.script_hashes:
+            d: Deferred[Any] = self.execute_command("EVAL", source, 0, *args)
+            return d.addCallback(self._eval_success, digest)
+        d = self.execute_command("EVALSHA", digest, 0, *args)
+        return d.addErrback(self._scriptForgotten, source, digest, args)
+
+    def _scriptForgotten(
+        self, failure: Failure, source: str, digest: str, args: Sequence[str]
+    ) -> "Deferred[Any] | Failure":
+        if not (
+            failure.check(txredisapi.ResponseError)
+            and str(failure.value).startswith("NOSCRIPT")
+        ):
+            return failure
+        self.script_hashes.discard(digest)
+        return self.runScript(source, args)
+
     def _build_command(self, *args: Any, **kwargs: Any) -> bytes:
         """
         The command C{args} in Redis's protocol, as C{txredisapi} builds it,
@@ -238,17 +274,34 @@ class RedisConnection:
         @return: its reply, or a L{HubUnavailableError} failure if Redis is
             unreachable or does not answer in time.
         """
-        self._beforeCommand()
-        if not self.available:
+        protocol = self._connection()
+        if protocol is None:
             return fail(HubUnavailableError("Redis is unreachable"))
-        d: Deferred[Any] = getattr(self._commands.handler, command)(*args)
+        d: Deferred[Any] = getattr(protocol, command)(*args)
         return d.addErrback(_unavailable)
 
     def script(self, source: str, *args: Any) -> "Deferred[Any]":
         """
         Run a Lua script (cached on the server by its hash) with C{args}.
         """
-        return self.call("eval", source, [], [str(arg) for arg in args])
+        protocol = self._connection()
+        if protocol is None:
+            return fail(HubUnavailableError("Redis is unreachable"))
+        d = protocol.runScript(source, [str(arg) for arg in args])
+        return d.addErrback(_unavailable)
+
+    def _connection(self) -> _CommandProtocol | None:
+        """
+        The command connection, after C{beforeCommand}; L{None} if Redis is
+        unreachable (or the connection is closing), so that the command
+        fails at once.
+        """
+        self._beforeCommand()
+        pool = self._commands.pool
+        if not self.available or not pool or not pool[0].connected:
+            return None
+        protocol: _CommandProtocol = pool[0]
+        return protocol
 
 
 def _unavailable(failure: Failure) -> Failure:
