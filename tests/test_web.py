@@ -86,6 +86,7 @@ from twisted_chat.core.history import Around, HistoryQuery
 from twisted_chat.frontends.connection import Connections
 from twisted_chat.frontends.irc.protocol import IRCFactory, IRCProtocol
 from twisted_chat.frontends.line.protocol import LineFactory, LineProtocol
+from twisted_chat.frontends.times import isoTime
 from twisted_chat.frontends.web import messages
 from twisted_chat.frontends.web.protocol import ChatWebSocket, WebConnection
 from twisted_chat.frontends.web.render import (
@@ -394,6 +395,48 @@ class TestRender:
         assert WEB_RENDERER.kind == "web"
         assert WEB_RENDERER.privateHidesRooms
         assert not WEB_RENDERER.currentMatters
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            ChatLine("#general", "bob", "plain"),
+            ChatLine(
+                "#Général", "zoë", 'a " and a \\ and </script>', 1.5, "1-0", "web"
+            ),
+            ChatLine(
+                "#r", "bob", "\x01ACTION waves\x01", 1764581400.9999, "2-3", "irc"
+            ),
+            ChatLine("#r", "bob", "\x02bold\x02 \x0304red", 0.0, "0-0", "line", True),
+            ChatLine("#r", "bob", "emoji 🎉, tab\t, NUL\x00, LS\u2028", 2e9, "4-0"),
+            ChatLine("#r", "bob", "y" * 70000, 1.0, "5-0"),
+        ],
+    )
+    def test_rendererWritesTheMessage(self, line: ChatLine) -> None:
+        """
+        When any room line is rendered for web clients, its frame holds exactly the
+        bytes of its message as the encoder writes them: actions, notices, quotes,
+        control characters, non-ASCII text and long lines included.
+        """
+        assert WEB_RENDERER.render(line, True) == frame(message(line))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0.0, "1970-01-01T00:00:00.000Z"),
+        (1764581400.5, "2025-12-01T09:30:00.500Z"),
+        (1764581400.9999, "2025-12-01T09:30:00.999Z"),
+        (1764581401.001, "2025-12-01T09:30:01.001Z"),
+        (1764581400.9999996, "2025-12-01T09:30:01.000Z"),
+    ],
+)
+def test_isoTime(seconds: float, expected: str) -> None:
+    """
+    When a time is written for clients (the web's C{time}, IRC's server-time),
+    it is ISO 8601 in UTC to the millisecond, as C{datetime} writes it: a time
+    given in milliseconds shows them, and the next second is written anew.
+    """
+    assert isoTime(seconds) == expected
 
 
 # A client of the site over a string transport.

@@ -8,14 +8,13 @@ The core's text is IRC's own (formatting and actions included), so a line
 reads on IRC as the core carries it.
 """
 
-import time
-
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from ...core.events import ChatLine, RoomJoined, RoomLeft, UserJoined, UserLeft
 from ...core.hub import Broadcast, IRenderer
 from ...core.text import GENERAL
+from ..times import isoTime
 from . import numerics
 from .parser import MAX_MESSAGE, formatMessage
 from .text import splitText
@@ -56,15 +55,6 @@ def quitReason(reason: str) -> str:
     if reason:
         return numerics.QUIT_REASON.format(reason=reason)
     return numerics.QUIT_DEFAULT
-
-
-def timeTag(seconds: float) -> str:
-    """
-    A time as IRCv3 server-time writes it: UTC, milliseconds, C{Z}.
-    """
-    whole = int(seconds)
-    millis = int((seconds - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
 
 
 @implementer(IRenderer)
@@ -116,7 +106,7 @@ class IRCRenderer:
         """
         allTags: dict[str, str] = {}
         if self.serverTime:
-            allTags["time"] = timeTag(self.clock.seconds() if when is None else when)
+            allTags["time"] = isoTime(self.clock.seconds() if when is None else when)
         if self.tags and msgid:
             allTags["msgid"] = msgid
         if tags:
