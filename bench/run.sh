@@ -75,6 +75,13 @@ ulimit -n "$(ulimit -Hn)"  # idle scale: one descriptor per session, both sides
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 commas() { local IFS=,; echo "$*"; }
 record() { printf '%s\n' "$*" >>"$OUT/commands.txt"; }
+# forget SECTION: drop the commands a section recorded in an earlier run
+# into this OUT (those naming $OUT/SECTION/ or its SECTION-*.json), so that
+# re-running one section (PEERS=hub) replaces its commands.
+forget() {
+  grep -v -e "$OUT/$1/" -e "/$1-[^ ]*\.json" "$OUT/commands.txt" >"$OUT/commands.txt.new"
+  mv "$OUT/commands.txt.new" "$OUT/commands.txt"
+}
 # quote ARGS...: the words as a shell would need them, quoted only when they
 # hold anything but plain characters (an IRC channel's "#" starts a comment).
 quote() {
@@ -292,6 +299,7 @@ frontend_args() {
 run_frontends() {
   local dir="$OUT/frontends" line irc web port cmd rate round workload args
   mkdir -p "$dir"
+  forget frontends
   "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix w --out "$dir/users.json" >/dev/null
   line=$((PORT + 1)) irc=$((PORT + 2)) web=$((PORT + 3))
   PORT=$web
@@ -380,6 +388,7 @@ run_hub() {
   local dir="$OUT/hub" nodes rate hub pids round
   mkdir -p "$dir"
   rm -f "$OUT"/hub-*.json
+  forget hub
   "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix h --out "$dir/users.json" >/dev/null
   start_redis "$dir/redis" || return
   hub="redis://127.0.0.1:$REDIS_PORT/0"
