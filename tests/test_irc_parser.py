@@ -7,10 +7,12 @@ negotiation (C{caps}) and SASL PLAIN (C{sasl}).
 import base64
 
 import pytest
+from twisted.internet.task import Clock
 
 from twisted_chat.frontends.irc import caps, sasl
 from twisted_chat.frontends.irc.parser import (
     MAX_CLIENT_TAGS,
+    MAX_MESSAGE,
     LineTooLongError,
     Message,
     escapeTag,
@@ -19,6 +21,7 @@ from twisted_chat.frontends.irc.parser import (
     unescapeTag,
 )
 from twisted_chat.frontends.irc.protocol import parseReference
+from twisted_chat.frontends.irc.render import IRCRenderer
 from twisted_chat.frontends.irc.text import clientText, splitText, toCore
 
 
@@ -175,6 +178,41 @@ class TestText:
         for piece in pieces:
             assert piece.startswith("\x01ACTION ") and piece.endswith("\x01")
             assert len(piece.encode()) <= 60
+
+    # Bytes of text: this prefix and target leave 472 for it.
+    @pytest.mark.parametrize("size", [0, 1, 471, 472, 473, 1200])
+    @pytest.mark.parametrize("variant", [(False, False), (True, False), (True, True)])
+    def test_rendered_text(self, size: int, variant: tuple[bool, bool]) -> None:
+        """
+        When a room's line is rendered for IRC clients, with or without tags,
+        it is each piece of its text as formatMessage writes it, at every
+        length around the limit (a piece fills the line but its CRLF), in
+        multi-byte characters too.
+        """
+        renderer = IRCRenderer("srv", Clock(), *variant)
+        prefix, target = "bob!~bob@irc.srv", "#général"
+        text = "é" * (size // 4) + "a" * (size - 2 * (size // 4))
+        room = MAX_MESSAGE - len(f":{prefix} PRIVMSG {target} :\r\n".encode())
+        tags = {"time": "1970-01-01T00:00:01.000Z"} if variant[0] else {}
+        expected = [
+            formatMessage(
+                "PRIVMSG",
+                target,
+                piece,
+                prefix=prefix,
+                tags=tags | ({"msgid": "1-0"} if variant[1] and index == 0 else {}),
+                trailing=True,
+            ).encode()
+            + b"\r\n"
+            for index, piece in enumerate(splitText(text, room))
+        ]
+        assert len(text.encode()) == size
+        assert len(expected) == (1 if size <= room else 3 if size > 2 * room else 2)
+        rendered = renderer.text("PRIVMSG", prefix, target, text, 1.0, "1-0")
+        assert rendered == b"".join(expected)
+        # The tags have a budget of their own.
+        bodies = [line.split(b" ", 1)[1] if tags else line for line in expected]
+        assert all(len(body) <= MAX_MESSAGE for body in bodies)
 
 
 class TestCaps:

@@ -130,7 +130,14 @@ class IRCRenderer:
         A PRIVMSG or NOTICE of C{text} from C{prefix} to C{target}, split into
         as many messages as IRC's line length needs (the first has the id).
         """
-        room = MAX_MESSAGE - len(f":{prefix} {command} {target} :\r\n".encode())
+        head = f":{prefix} {command} {target} :".encode()
+        room = MAX_MESSAGE - len(head) - 2
+        if not (tags or self.serverTime or (self.tags and msgid)):
+            # No tags to write: the common line, in one piece, is its head
+            # and its text (what formatMessage would make of it).
+            data = text.encode()
+            if len(data) <= room:
+                return head + data + b"\r\n"
         return b"".join(
             self.encode(
                 command,
