@@ -442,6 +442,29 @@ class TestSasl:
         client.send("CAP END")
         assert client.commands() == BURST
 
+    def test_rooms_quiet_until_registered(self, chat: Chat) -> None:
+        """
+        When a SASL login puts the client in the rooms before registration
+        ends, it gets none of their lines or notices until its channels are
+        shown, and every line after.
+        """
+        client = self.sasl(chat, plain("alice", "pw"))
+        assert client.commands() == ["900", "903"]
+        bob, _ = chat.lineUser("bob")
+        says(bob, "before")
+        chat.clock.advance(2)
+        rooms: list[list[str]] = []
+        chat.hub.roomsOf("alice").addCallback(rooms.append)
+        assert rooms == [["#general"]]
+        assert client.raw() == []
+        client.send("CAP END")
+        assert client.commands() == BURST
+        says(bob, "after")
+        chat.clock.advance(2)
+        assert [(m.command, m.params[-1]) for m in client.take()] == [
+            ("PRIVMSG", "after")
+        ]
+
     def test_chunked_large(self, chat: Chat) -> None:
         """
         When an 800-byte payload (a 592-character password) comes in two

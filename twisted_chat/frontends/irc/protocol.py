@@ -175,6 +175,12 @@ def then(d: "Deferred[None] | None", step: CoreCall) -> "Deferred[None] | None":
     return d.addCallback(lambda _: step())
 
 
+def _unregistered(data: bytes) -> None:
+    """
+    Drop a room's line or notice: the client is not registered yet.
+    """
+
+
 class IRCProtocol(LineConnection):
     """
     One IRC client, from the first CAP LS to the ERROR that closes it.
@@ -201,6 +207,8 @@ class IRCProtocol(LineConnection):
         "_reply",
         "_sasl",
         "_user",
+        "announce",
+        "deliver",
         "echoes",
         "irc",
         "renderer",
@@ -211,6 +219,12 @@ class IRCProtocol(LineConnection):
         self.irc = irc
         self.maxLength = MAX_LINE
         self.renderer: IRCRenderer = irc.renderers[(False, False)]
+        # A room's lines and notices from the hub: none before the client is
+        # shown its channels (a SASL login is in the rooms before
+        # registration ends).  Slots, not methods that check: the fan-out
+        # calls deliver once per recipient, and registration puts the
+        # queue's own methods in place.
+        self.deliver = self.announce = _unregistered  # type: ignore[method-assign]
         self.echoes = False
         self._caps: set[str] = set()
         self._negotiating = False
@@ -282,18 +296,6 @@ class IRCProtocol(LineConnection):
         self.send(
             self.renderer.text("NOTICE", serviceMask(self.irc.server), self.me, text)
         )
-
-    def deliver(self, data: bytes) -> None:
-        """
-        A room's line from the hub: none before the client is shown its
-        channels (a SASL login is in the rooms before registration ends).
-        """
-        if self._registered:
-            LineConnection.deliver(self, data)
-
-    def announce(self, data: bytes) -> None:
-        if self._registered:
-            LineConnection.announce(self, data)
 
     # Events
 
@@ -637,6 +639,8 @@ class IRCProtocol(LineConnection):
         (a takeover's private chat).
         """
         self._registered = True
+        self.deliver = super().deliver  # type: ignore[method-assign]
+        self.announce = super().announce  # type: ignore[method-assign]
         self.loggedIn()
         server = self.irc.server
         version = numerics.VERSION.format(version=__version__)
