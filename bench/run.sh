@@ -295,10 +295,11 @@ frontend_args() {
 # The front-ends section: one of our servers listening for line, IRC and web
 # clients; at each rate, every workload in turn, REPEAT rounds, so that each
 # is measured beside all-line on the same server in the same run.
-# Results: frontends-<workload>-<rate>-<round>.json.
+# Results: frontends-<workload>-<rate>-<round>.json (a re-run replaces them all).
 run_frontends() {
   local dir="$OUT/frontends" line irc web port cmd rate round workload args
   mkdir -p "$dir"
+  rm -f "$OUT"/frontends-*.json
   forget frontends
   "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix w --out "$dir/users.json" >/dev/null
   line=$((PORT + 1)) irc=$((PORT + 2)) web=$((PORT + 3))
