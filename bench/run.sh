@@ -76,10 +76,11 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 commas() { local IFS=,; echo "$*"; }
 record() { printf '%s\n' "$*" >>"$OUT/commands.txt"; }
 # forget SECTION: drop the commands a section recorded in an earlier run
-# into this OUT (those naming $OUT/SECTION/ or its SECTION-*.json), so that
-# re-running one section (PEERS=hub) replaces its commands.
+# into this OUT (those naming $OUT/SECTION/, SECTION.json or SECTION-*.json),
+# so that re-running one section (PEERS=hub) replaces its commands.
 forget() {
-  grep -v -e "$OUT/$1/" -e "/$1-[^ ]*\.json" "$OUT/commands.txt" >"$OUT/commands.txt.new"
+  grep -v -e "$OUT/$1/" -e "/$1\.json" -e "/$1-[^ ]*\.json" "$OUT/commands.txt" \
+    >"$OUT/commands.txt.new"
   mv "$OUT/commands.txt.new" "$OUT/commands.txt"
 }
 # quote ARGS...: the words as a shell would need them, quoted only when they
@@ -247,6 +248,8 @@ describe_settings() {
 run_fanout() {
   local name="$1" dir="$OUT/$1-fanout" rate
   mkdir -p "$dir"
+  forget "$name-fanout"
+  forget "$name-irc-fanout"
   if [ "$name" = ours ]; then
     "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix f --out "$dir/users.json" >/dev/null
   fi
@@ -421,6 +424,7 @@ run_hub() {
 run_idle() {
   local name="$1" dir="$OUT/$1-idle" extra=() cpus="$SERVER_CPU" timeout=60
   mkdir -p "$dir"
+  forget "$name-idle"
   if [ "$name" = ours ]; then
     "$PY" "$BENCH/loadgen.py" mkusers --users "$IDLE_USERS" --prefix i --out "$dir/users.json" >/dev/null
     # Each login is an Argon2 verify (~25 ms): let the login phase use both
@@ -439,6 +443,7 @@ run_idle() {
 
 run_storm() {
   local name="$1" dir="$OUT/$1-storm" timeout=60
+  forget "$name-storm"
   [ "$name" = ours ] && timeout=300  # ours hashes: ~25 s for 1000 on one core
   start_server "$name" "$dir" "$SERVER_CPU" || return
   log "$name login storm, $STORM_USERS users"
