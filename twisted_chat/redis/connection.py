@@ -269,7 +269,8 @@ class RedisConnection:
 
     def call(self, command: str, *args: Any) -> "Deferred[Any]":
         """
-        Run a Redis command (a method name of C{txredisapi}'s protocol).
+        Run a Redis command (a method name of C{txredisapi}'s protocol, or
+        of ours: C{runScript}).
 
         @return: its reply, or a L{HubUnavailableError} failure if Redis is
             unreachable or does not answer in time.
@@ -284,11 +285,7 @@ class RedisConnection:
         """
         Run a Lua script (cached on the server by its hash) with C{args}.
         """
-        protocol = self._connection()
-        if protocol is None:
-            return fail(HubUnavailableError("Redis is unreachable"))
-        d = protocol.runScript(source, [str(arg) for arg in args])
-        return d.addErrback(_unavailable)
+        return self.call("runScript", source, [str(arg) for arg in args])
 
     def _connection(self) -> _CommandProtocol | None:
         """

@@ -17,9 +17,9 @@ batch, at most one per step of L{LINE_BATCH_INTERVAL} seconds on the clock
 (the same steps on every node; a lone line goes at once), and the lines of
 one batch for one room are one message; a node subscribes to a room's
 channel while one of its own users is in the room, so its work grows with
-its own users' rooms.  A departure from
-the chat goes once to every node (C{tc:quit}), which tells the local members
-of the departed user's rooms, each once.  A notification for one user
+its own users' rooms.  A departure from the chat goes once to every node
+(C{tc:quit}), which tells the local members of the departed user's rooms,
+each once.  A notification for one user
 (L{twisted_chat.core.events.encode}) and the control operations of private
 chats go as JSON to the channel of the node holding that user's session
 (C{tc:to:<node>}).  Each node mirrors its own sessions' rooms
