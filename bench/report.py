@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -133,19 +134,54 @@ def machine() -> list[str]:
     ]
 
 
+def fanoutResults(
+    results: dict[str, dict[str, Any]],
+) -> dict[str, dict[int, dict[int, dict[str, Any]]]]:
+    """
+    The peers' fan-out results (C{<peer>-fanout-<rate>-<round>}, ours with IRC
+    clients as the peer C{ours-irc}; a run from before the rounds,
+    C{<peer>-fanout-<rate>}, counts as round 1), by peer, rate and round.
+    """
+    table: dict[str, dict[int, dict[int, dict[str, Any]]]] = {}
+    for key, result in results.items():
+        found = re.fullmatch(r"(.+)-fanout-(\d+)(?:-(\d+))?", key)
+        if found is None or result.get("workload") != "fanout":
+            continue
+        peer, rate, round_ = found[1], int(found[2]), int(found[3] or 1)
+        table.setdefault(peer, {}).setdefault(rate, {})[round_] = result
+    return table
+
+
+def versusRounds(
+    ours: dict[int, dict[str, Any]], theirs: dict[int, dict[str, Any]]
+) -> str:
+    """
+    Ours against another server in deliveries per server CPU-second: the
+    median of the rounds' ratios (each round's ours over its in the same
+    round), then each round's.
+    """
+    ratios = perCPURatios(ours, theirs)
+    if not ratios:
+        return "-"
+    median = f"{statistics.median(ratios):.2f}x"
+    return median if len(ratios) == 1 else f"{median} ({joined(ratios, 2)})"
+
+
+def rateOrder(rates: Any) -> list[int]:
+    """
+    The offered rates in increasing order, "as fast as it takes" (0) last.
+    """
+    return sorted(rates, key=lambda r: (r == 0, r))
+
+
 def fanoutTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
     """
-    One table per offered rate: peers side by side, and ours against each.
+    One table per offered rate: peers side by side (each its median round),
+    and ours against each, round by round.
     """
     lines: list[str] = []
-    rates = sorted(
-        {
-            int(r["offered_rate"] or 0)
-            for k, r in results.items()
-            if "-fanout-" in k and r.get("workload") == "fanout"
-        },
-        key=lambda r: (r == 0, r),
-    )
+    fanout = fanoutResults(results)
+    rates = rateOrder({rate for peer in peers for rate in fanout.get(peer, {})})
     for rate in rates:
         title = (
             f"### Offered {rate:,} msg/s ({rate * 99:,} deliveries/s)"
@@ -155,56 +191,41 @@ def fanoutTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[s
         lines += [
             title,
             "",
-            "| server | delivered lines/s | lines per server CPU-s | server CPU | "
-            "p50 / p99 / max ms | lost (not in after 10 s drain) | generator CPU | "
-            "ours vs it (lines/CPU-s) |",
+            "| server | delivered lines/s | lines per server CPU-s, each round | "
+            "server CPU | p50 / p99 / max ms | lost (not in after 10 s drain) | "
+            "generator CPU | ours vs it (lines/CPU-s): median (each round) |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        ours = results.get(f"ours-fanout-{rate}", {})
+        ours = fanout.get("ours", {}).get(rate, {})
         for peer in peers:
-            r = results.get(f"{peer}-fanout-{rate}")
-            if r is None:
-                continue
-            if "error" in r:
-                lines.append(f"| {NAMES[peer]} | error: {r['error']} |||||||")
-                continue
-            lat = r.get("latency", {})
-            flag = " (generator-bound)" if r.get("generator_bound") else ""
-            lines.append(
-                f"| {NAMES[peer]} | {fmt(r.get('delivered_per_s'))}{flag} | "
-                f"{fmt(r.get('lines_per_server_cpu_s'))} | "
-                f"{fmt((r.get('server_cpu_util') or 0) * 100)}% | "
-                f"{fmt(lat.get('p50_ms'), 1)} / {fmt(lat.get('p99_ms'), 1)} / "
-                f"{fmt(lat.get('max_ms'), 1)} | {fmt(r.get('lost'))} | "
-                f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | "
-                + (
-                    "-"
-                    if peer == "ours"
-                    else ratio(
-                        ours.get("lines_per_server_cpu_s"),
-                        r.get("lines_per_server_cpu_s"),
-                    )
-                )
-                + " |"
-            )
+            rounds = fanout.get(peer, {}).get(rate)
+            if rounds:
+                versus = "-" if peer == "ours" else versusRounds(ours, rounds)
+                lines.append(fanoutRow(NAMES[peer], rounds, versus))
         lines.append("")
     return lines
 
 
-def fanoutRow(name: str, r: dict[str, Any], versus: str) -> str:
+def fanoutRow(name: str, rounds: dict[int, dict[str, Any]], versus: str) -> str:
     """
-    One server's row of a fan-out table, ending with C{versus}.
+    One server's row of a fan-out table: its median round's figures, every
+    round's deliveries per CPU-second, the lines lost in all rounds, and
+    C{versus} at the end.
     """
-    if "error" in r:
-        return f"| {name} | error: {r['error']} |||||||"
+    errors = [r["error"] for r in rounds.values() if "error" in r]
+    if errors:
+        return f"| {name} | error: {errors[0]} |||||||"
+    r = medianRound(rounds)
     lat = r.get("latency", {})
     flag = " (generator-bound)" if r.get("generator_bound") else ""
+    perCPU = [q.get("lines_per_server_cpu_s") for _, q in sorted(rounds.items())]
+    lost = sum(q.get("lost") or 0 for q in rounds.values())
     return (
         f"| {name} | {fmt(r.get('delivered_per_s'))}{flag} | "
-        f"{fmt(r.get('lines_per_server_cpu_s'))} | "
+        f"{joined(perCPU)} | "
         f"{fmt((r.get('server_cpu_util') or 0) * 100)}% | "
         f"{fmt(lat.get('p50_ms'), 1)} / {fmt(lat.get('p99_ms'), 1)} / "
-        f"{fmt(lat.get('max_ms'), 1)} | {fmt(r.get('lost'))} | "
+        f"{fmt(lat.get('max_ms'), 1)} | {fmt(lost)} | "
         f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | {versus} |"
     )
 
@@ -216,15 +237,9 @@ def ircTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]
     clients against ours with line clients at that rate.
     """
     lines: list[str] = []
-    rates = sorted(
-        {
-            int(r["offered_rate"] or 0)
-            for k, r in results.items()
-            if k.startswith("ours-irc-fanout-") and r.get("workload") == "fanout"
-        },
-        key=lambda r: (r == 0, r),
-    )
-    for rate in rates:
+    fanout = fanoutResults(results)
+    for rate in rateOrder(fanout.get("ours-irc", {})):
+        ours = fanout["ours-irc"][rate]
         title = (
             f"### IRC clients, offered {rate:,} msg/s"
             if rate
@@ -233,28 +248,31 @@ def ircTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]
         lines += [
             title,
             "",
-            "| server | delivered lines/s | lines per server CPU-s | server CPU | "
-            "p50 / p99 / max ms | lost | generator CPU | "
-            "ours (IRC) vs it (lines/CPU-s) |",
+            "| server | delivered lines/s | lines per server CPU-s, each round | "
+            "server CPU | p50 / p99 / max ms | lost | generator CPU | "
+            "ours (IRC) vs it (lines/CPU-s): median (each round) |",
             "|---|---|---|---|---|---|---|---|",
+            fanoutRow(NAMES["ours-irc"], ours, "-"),
         ]
-        ours = results[f"ours-irc-fanout-{rate}"]
-        lines.append(fanoutRow(NAMES["ours-irc"], ours, "-"))
         for peer in (p for p in IRC_PEERS if p in peers):
-            r = results.get(f"{peer}-fanout-{rate}")
-            if r is not None:
-                versus = ratio(
-                    ours.get("lines_per_server_cpu_s"), r.get("lines_per_server_cpu_s")
-                )
-                lines.append(fanoutRow(NAMES[peer], r, versus))
-        line = results.get(f"ours-fanout-{rate}", {})
-        if line.get("lines_per_server_cpu_s") and ours.get("lines_per_server_cpu_s"):
-            share = ours["lines_per_server_cpu_s"] / line["lines_per_server_cpu_s"]
+            rounds = fanout.get(peer, {}).get(rate)
+            if rounds:
+                lines.append(fanoutRow(NAMES[peer], rounds, versusRounds(ours, rounds)))
+        shares = perCPURatios(ours, fanout.get("ours", {}).get(rate, {}))
+        if shares:
+            line = medianRound(fanout["ours"][rate])
             lines += [
                 "",
                 f"Ours with line clients at this rate: "
-                f"{fmt(line['lines_per_server_cpu_s'])} lines per server CPU-s; "
-                f"with IRC clients: {share:.0%} of it.",
+                f"{fmt(line.get('lines_per_server_cpu_s'))} lines per server CPU-s "
+                f"(median round); with IRC clients: "
+                + (
+                    f"{shares[0]:.0%} of it."
+                    if len(shares) == 1
+                    else f"{statistics.median(shares):.0%} of it (median of the "
+                    f"rounds, each against line clients in the same round: "
+                    f"{joined([100 * s for s in shares])}%)."
+                ),
             ]
         lines.append("")
     return lines
@@ -691,14 +709,15 @@ def plot(results: dict[str, dict[str, Any]], peers: list[str], path: Path) -> bo
     p99 latency against offered rate, one line per server (log scale); not
     drawn (False) without any fan-out figure.
     """
+    fanout = fanoutResults(results)
     lines = {
-        peer: sorted(
-            (r["offered_rate"], r["latency"]["p99_ms"])
-            for k, r in results.items()
-            if k.startswith(f"{peer}-fanout-")
-            and r.get("offered_rate")
-            and r.get("latency", {}).get("p99_ms") is not None
-        )
+        peer: [
+            (rate, p99)
+            for rate, rounds in sorted(fanout.get(peer, {}).items())
+            if rate
+            and (p99 := medianRound(rounds).get("latency", {}).get("p99_ms"))
+            is not None
+        ]
         for peer in [*peers, "ours-irc"]
     }
     if not any(lines.values()):
@@ -806,7 +825,10 @@ def main(argv: list[str] | None = None) -> int:
         "# Benchmark results",
         "",
         f"Written by `bench/run.sh` from `{args.run.name}` (raw JSON per run kept "
-        "in `bench/out/`, not committed). Figures are one run each; each server "
+        "in `bench/out/`, not committed). The fan-out, front-ends and hub sections "
+        "run in rounds (every server or setup in turn, each round), their "
+        "tables showing each round and the median round; the other figures "
+        "are one run each. Each server is "
         "pinned to one core with `taskset`, the load generator on the other. "
         "Figures marked *generator-bound* were taken with the generator's own "
         "core at 90% or more and say nothing about the server.",

@@ -14,6 +14,8 @@
 # bench/RESULTS.md, bench/p99_vs_rate.png) say where the report goes.
 #
 # PEER_WORKLOADS (default "fanout storm idle") chooses what each peer runs.
+# The fan-out runs in REPEAT (2) rounds, every peer in turn each round:
+# <peer>-fanout-<rate>-<round>.json (a re-run of a peer replaces its own).
 # Ours is measured with IRC clients too (its --irc-listen, channel #general,
 # PASS = the account's password), beside the IRC peers: ours-irc-fanout-*.
 #
@@ -76,10 +78,11 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 commas() { local IFS=,; echo "$*"; }
 record() { printf '%s\n' "$*" >>"$OUT/commands.txt"; }
 # forget SECTION: drop the commands a section recorded in an earlier run
-# into this OUT (those naming $OUT/SECTION/, SECTION.json or SECTION-*.json),
-# so that re-running one section (PEERS=hub) replaces its commands.
+# into this OUT (those naming $OUT/SECTION/, SECTION.json or SECTION-*.json,
+# and a server started for it, which ends in "# SECTION"), so that re-running
+# one section (PEERS=hub) replaces its commands.
 forget() {
-  grep -v -e "$OUT/$1/" -e "/$1\.json" -e "/$1-[^ ]*\.json" "$OUT/commands.txt" \
+  grep -v -e "$OUT/$1/" -e "/$1\.json" -e "/$1-[^ ]*\.json" -e "# $1\$" "$OUT/commands.txt" \
     >"$OUT/commands.txt.new"
   mv "$OUT/commands.txt.new" "$OUT/commands.txt"
 }
@@ -155,11 +158,12 @@ ours_command() {
     "--users $3 --audit-log $1/server.log $(chat_options)"
 }
 
-# start_server NAME DIR CPUS: start NAME pinned to CPUS, its files in DIR;
-# sets SERVER_PID and PORT (and IRC_PORT for ours, which listens for IRC
-# clients too).
+# start_server NAME DIR CPUS SECTION: start NAME pinned to CPUS, its files
+# in DIR, for the section SECTION (its command is recorded as one of that
+# section's); sets SERVER_PID and PORT (and IRC_PORT for ours, which listens
+# for IRC clients too).
 start_server() {
-  local name="$1" dir="$2" cpus="$3" cmd
+  local name="$1" dir="$2" cpus="$3" section="$4" cmd
   PORT=$((PORT + 1))
   IRC_PORT=""
   mkdir -p "$dir"
@@ -180,7 +184,7 @@ start_server() {
       cmd="inspircd --nofork --runasroot --config=$dir/inspircd.conf"
       ;;
   esac
-  record "taskset -c $cpus $cmd"
+  record "taskset -c $cpus $cmd  # $section"
   # shellcheck disable=SC2086
   (cd "$dir" && exec taskset -c "$cpus" $cmd >"$dir/stdout.log" 2>&1) &
   SERVER_PID=$!
@@ -246,17 +250,20 @@ describe_settings() {
 }
 
 run_fanout() {
-  local name="$1" dir="$OUT/$1-fanout" rate
+  local name="$1" round="$2" dir="$OUT/$1-fanout" rate
   mkdir -p "$dir"
-  forget "$name-fanout"
-  forget "$name-irc-fanout"
-  if [ "$name" = ours ]; then
-    "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix f --out "$dir/users.json" >/dev/null
+  if [ "$round" = 1 ]; then
+    rm -f "$OUT/$name-fanout-"*.json "$OUT/$name-irc-fanout-"*.json
+    forget "$name-fanout"
+    forget "$name-irc-fanout"
+    if [ "$name" = ours ]; then
+      "$PY" "$BENCH/loadgen.py" mkusers --users "$USERS" --prefix f --out "$dir/users.json" >/dev/null
+    fi
   fi
-  start_server "$name" "$dir" "$SERVER_CPU" || return
+  start_server "$name" "$dir" "$SERVER_CPU" "$name-fanout" || return
   for rate in $RATES 0; do
-    log "$name fan-out rate=$rate"
-    gen "$OUT/$name-fanout-$rate.json" fanout $(proto_args "$name") --label "$name" \
+    log "$name fan-out rate=$rate, round $round"
+    gen "$OUT/$name-fanout-$rate-$round.json" fanout $(proto_args "$name") --label "$name" \
       --port "$PORT" --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
       --observers "$OBSERVERS" --rate "$rate" --window "$WINDOW" \
       --duration "$DURATION" --read-interval "$READ_INTERVAL" --prefix f \
@@ -264,8 +271,8 @@ run_fanout() {
     [ -n "$IRC_PORT" ] || continue
     # Ours again with IRC clients, as the IRC peers are measured: the same
     # users (nick = account, PASS its password) in #general.
-    log "$name fan-out rate=$rate, IRC clients"
-    gen "$OUT/$name-irc-fanout-$rate.json" fanout --proto irc --irc-pass \
+    log "$name fan-out rate=$rate, IRC clients, round $round"
+    gen "$OUT/$name-irc-fanout-$rate-$round.json" fanout --proto irc --irc-pass \
       --irc-channel "#general" --label "$name-irc" --port "$IRC_PORT" \
       --pid "$SERVER_PID" --users "$USERS" --senders "$SENDERS" \
       --observers "$OBSERVERS" --rate "$rate" --window "$WINDOW" \
@@ -433,7 +440,7 @@ run_idle() {
     extra=(--heartbeat --pin-after-login "$SERVER_CPU")
     timeout="$IDLE_LOGIN_TIMEOUT"
   fi
-  start_server "$name" "$dir" "$cpus" || return
+  start_server "$name" "$dir" "$cpus" "$name-idle" || return
   log "$name idle scale, $IDLE_USERS sessions"
   gen "$OUT/$name-idle.json" idle $(proto_args "$name") --label "$name" --port "$PORT" \
     --pid "$SERVER_PID" --users "$IDLE_USERS" --prefix i --duration "$IDLE_SECONDS" \
@@ -445,7 +452,7 @@ run_storm() {
   local name="$1" dir="$OUT/$1-storm" timeout=60
   forget "$name-storm"
   [ "$name" = ours ] && timeout=300  # ours hashes: ~25 s for 1000 on one core
-  start_server "$name" "$dir" "$SERVER_CPU" || return
+  start_server "$name" "$dir" "$SERVER_CPU" "$name-storm" || return
   log "$name login storm, $STORM_USERS users"
   gen "$OUT/$name-storm.json" storm $(proto_args "$name") --label "$name" \
     --port "$PORT" --pid "$SERVER_PID" --users "$STORM_USERS" --prefix n \
@@ -515,6 +522,7 @@ if [ -n "$PEERS_ONLY" ] && peer_workload storm && [ ! -e "$OUT/hashbench.json" ]
     hashbench --users "$STORM_USERS" >/dev/null
 fi
 
+PEERS_FOUND=""
 for name in $PEERS_ONLY; do
   if ! installed "$name"; then
     log "skipping $name: not installed"
@@ -522,7 +530,16 @@ for name in $PEERS_ONLY; do
     continue
   fi
   describe_settings "$name" >>"$OUT/settings.txt"
-  ! peer_workload fanout || run_fanout "$name"
+  PEERS_FOUND+=" $name"
+done
+# The fan-out in rounds, every server in turn each round, so that each
+# round's servers share the machine's speed of the moment.
+if peer_workload fanout; then
+  for round in $(seq "$REPEAT"); do
+    for name in $PEERS_FOUND; do run_fanout "$name" "$round"; done
+  done
+fi
+for name in $PEERS_FOUND; do
   ! peer_workload storm || run_storm "$name"
   ! peer_workload idle || run_idle "$name"
 done

@@ -1,6 +1,7 @@
 """
-A smoke test that keeps the benchmark's load generator working: its own
-relay server and clients, for one second, on 127.0.0.1.
+A smoke test that keeps the benchmark's load generator working (its own
+relay server and clients, for one second, on 127.0.0.1), and the report's
+reading of a run's rounds.
 """
 
 import importlib.util
@@ -9,19 +10,19 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def loadgen() -> Iterator[ModuleType]:
+def benchModule(name: str) -> Iterator[ModuleType]:
     """
-    bench/loadgen.py as a module (bench/ is not a package).
+    bench/<name>.py as a module (bench/ is not a package).
     """
     spec = importlib.util.spec_from_file_location(
-        "bench_loadgen", ROOT / "bench" / "loadgen.py"
+        f"bench_{name}", ROOT / "bench" / f"{name}.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -31,6 +32,16 @@ def loadgen() -> Iterator[ModuleType]:
         yield module
     finally:
         del sys.modules[spec.name]
+
+
+@pytest.fixture
+def loadgen() -> Iterator[ModuleType]:
+    yield from benchModule("loadgen")
+
+
+@pytest.fixture
+def report() -> Iterator[ModuleType]:
+    yield from benchModule("report")
 
 
 @pytest.mark.parametrize("proto", ["chat", "chat,web"])
@@ -78,3 +89,42 @@ def test_web_lines_counted_across_reads(loadgen: ModuleType) -> None:
         assert total == 6, cut
     parsed, rest = loadgen.parseFrames(stream[:-1])
     assert len(parsed) == 8 and rest == frames[2][:-1]
+
+
+def fanoutRun(perCPU: int, p99: float, lost: int = 0) -> dict[str, Any]:
+    """
+    A fan-out result at 2,000 msg/s as the load generator writes one.
+    """
+    return {
+        "workload": "fanout",
+        "offered_rate": 2000,
+        "delivered_per_s": 198000,
+        "lines_per_server_cpu_s": perCPU,
+        "latency": {"p50_ms": 0.3, "p99_ms": p99, "max_ms": 9.0},
+        "lost": lost,
+    }
+
+
+def test_fanout_compared_round_by_round(report: ModuleType) -> None:
+    """
+    Each server's row is its median round, with every round's deliveries
+    per CPU-second and the lines lost in all; ours against a peer is the
+    median of the rounds' own ratios, not a ratio of the medians (which
+    would be 700k / 800k = 0.88x here).  A result from before the rounds
+    counts as round 1.
+    """
+    results = {
+        "ours-fanout-2000": fanoutRun(600_000, 1.0),
+        "ours-fanout-2000-2": fanoutRun(900_000, 2.0),
+        "ours-fanout-2000-3": fanoutRun(700_000, 3.0, lost=2),
+        "miniircd-fanout-2000-1": fanoutRun(400_000, 4.0),
+        "miniircd-fanout-2000-2": fanoutRun(1_000_000, 5.0),
+        "miniircd-fanout-2000-3": fanoutRun(800_000, 6.0),
+    }
+    table = report.fanoutTables(results, ["ours", "miniircd"])
+    ours = next(line for line in table if line.startswith("| twisted-chat"))
+    peer = next(line for line in table if line.startswith("| miniircd |"))
+    assert "| 600,000 / 900,000 / 700,000 |" in ours
+    assert "| 0.3 / 3.0 / 9.0 | 2 |" in ours
+    assert "| 0.3 / 6.0 / 9.0 | 0 |" in peer
+    assert peer.endswith("| 0.90x (1.50 / 0.90 / 0.88) |")
