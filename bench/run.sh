@@ -9,8 +9,9 @@
 #
 # Knobs (environment): VENV (default /tmp/benchvenv), PEERS, RATES, DURATION,
 # IDLE_USERS, IDLE_SECONDS, IDLE_LOGIN_TIMEOUT, STORM_USERS, PORT_BASE, and
-# OUT=bench/out/run-<time> to add peers to an earlier run (the ceiling and
-# hash baseline are then measured only if missing); RESULTS and PLOT (default
+# OUT=bench/out/run-<time> to add peers to an earlier run (the ceiling is
+# then measured only if missing; the bare hashing goes with our login
+# storm); RESULTS and PLOT (default
 # bench/RESULTS.md, bench/p99_vs_rate.png) say where the report goes.
 #
 # PEER_WORKLOADS (default "fanout storm idle") chooses what each peer runs.
