@@ -459,9 +459,7 @@ run_storm() {
     # both see the machine's speed of the moment.
     forget hashbench
     log "argon2 hash baseline: $STORM_USERS hashes on CPU $SERVER_CPU"
-    record "taskset -c $SERVER_CPU $PY bench/loadgen.py --json ${OUT#"$BENCH/"}/hashbench.json hashbench --users $STORM_USERS"
-    taskset -c "$SERVER_CPU" "$PY" "$BENCH/loadgen.py" --json "$OUT/hashbench.json" \
-      hashbench --users "$STORM_USERS" >/dev/null
+    GEN_CPU="$SERVER_CPU" gen "$OUT/hashbench.json" hashbench --users "$STORM_USERS"
   fi
   start_server "$name" "$dir" "$SERVER_CPU" "$name-storm" || return
   log "$name login storm, $STORM_USERS users"
