@@ -21,7 +21,8 @@
 # revisions as N nodes on one redis-server (all on the server CPU, users
 # round-robin over the nodes, CPU summed over the nodes and Redis); the
 # default, 0, is one node without --hub.
-# Writes $OUT/ab.md and one JSON per run.
+# Writes $OUT/ab.md (with the lines each data segment to a user carried,
+# and the server CPU per segment) and one JSON per run.
 set -uo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -174,14 +175,18 @@ for path in sorted(glob.glob(os.path.join(out, "*-*-*.json"))):
     round_, rate, index = os.path.basename(path)[:-5].split("-")
     result = json.load(open(path))
     rows.setdefault((int(rate), int(index)), []).append(result)
-print("| rate | revision | deliveries / server CPU-s (each round) | median | p50 ms | p99 ms | lost |")
-print("|---|---|---|---|---|---|---|")
+print("| rate | revision | deliveries / server CPU-s (each round) | median | p50 ms | p99 ms "
+      "| lines per segment | server CPU us per segment | lost |")
+print("|---|---|---|---|---|---|---|---|---|")
 for (rate, index), results in sorted(rows.items()):
     per = [r.get("lines_per_server_cpu_s") or 0 for r in results]
     p50 = [r.get("latency", {}).get("p50_ms") for r in results]
     p99 = [r.get("latency", {}).get("p99_ms") for r in results]
+    perSegment = [r.get("lines_per_segment") for r in results]
+    cpuPerSegment = [r.get("server_cpu_us_per_segment") for r in results]
     lost = sum(r.get("lost", 0) or 0 for r in results)
     fmt = lambda xs: " / ".join("-" if x is None else f"{x:.1f}" for x in xs)
     print(f"| {rate} | {revs[index - 1]} | {' / '.join(f'{x/1e3:.0f}k' for x in per)} "
-          f"| {statistics.median(per)/1e3:.0f}k | {fmt(p50)} | {fmt(p99)} | {lost} |")
+          f"| {statistics.median(per)/1e3:.0f}k | {fmt(p50)} | {fmt(p99)} "
+          f"| {fmt(perSegment)} | {fmt(cpuPerSegment)} | {lost} |")
 EOF

@@ -925,6 +925,34 @@ class BulkReader:
         self.poll()
 
 
+# Where Linux's struct tcp_info holds tcpi_data_segs_in (since 4.6).
+TCP_INFO_DATA_SEGS_IN = 152
+
+
+def dataSegmentsIn(clients: Sequence[Client]) -> dict[int, int]:
+    """
+    How many data segments each open client's socket has received so far
+    (Linux C{TCP_INFO}), by client index; empty where it cannot be read.
+    On loopback a segment is one write of the server's that the kernel sent
+    on its own (writes that Nagle's algorithm held back go in one), so this
+    says how many rounds of writes it took to deliver the lines.
+    """
+    counts: dict[int, int] = {}
+    option = getattr(socket, "TCP_INFO", None)
+    for index, client in enumerate(clients):
+        if option is None or client.transport is None or client.closed:
+            continue
+        sock = client.transport.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, option, 256)
+        except (OSError, AttributeError):
+            return {}
+        if len(info) < TCP_INFO_DATA_SEGS_IN + 4:
+            return {}
+        counts[index] = struct.unpack_from("I", info, TCP_INFO_DATA_SEGS_IN)[0]
+    return counts
+
+
 def closeAll(clients: Sequence[Client]) -> None:
     """
     Drop every connection.
@@ -1088,6 +1116,7 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
         primary.onSeen = seen
 
+    segments0 = dataSegmentsIn(clients)
     cpu0 = target.cpuSeconds()
     gen0 = time.process_time()
     start = time.monotonic()
@@ -1121,6 +1150,14 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     end = max(send_end, min(totals.lastReceive, time.monotonic()))
     cpu1 = target.cpuSeconds()
     gen1 = time.process_time()
+    segments1 = dataSegmentsIn(clients)
+    # The clients open at both ends of the window (all of them, but those
+    # that the server dropped).
+    segments = (
+        sum(segments1[i] - segments0[i] for i in segments1 if i in segments0)
+        if segments0 and segments1
+        else None
+    )
     if reader is not None:
         await reader.stop()
     closeAll(clients)
@@ -1171,6 +1208,16 @@ async def fanout(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             "gen_lines_per_cpu_s": round(delivered / gen_cpu) if gen_cpu else None,
             "lines_per_chunk": (
                 round(delivered / totals.chunks, 2) if totals.chunks else None
+            ),
+            # Data segments the users received in the window, and what they
+            # carried and cost: the same lines in fewer segments cost the
+            # server fewer sends and the users fewer wake-ups.
+            "data_segments": segments,
+            "lines_per_segment": round(delivered / segments, 2) if segments else None,
+            "server_cpu_us_per_segment": (
+                round(server_cpu / segments * 1e6, 2)
+                if segments and server_cpu
+                else None
             ),
             "read_interval_ms": args.read_interval,
             "client_mss": target.mss or None,

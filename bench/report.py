@@ -174,6 +174,11 @@ def rateOrder(rates: Any) -> list[int]:
     return sorted(rates, key=lambda r: (r == 0, r))
 
 
+# What each data segment to a user carried and cost (read from the users'
+# sockets, TCP_INFO): for the same lines, fewer segments are fewer sends.
+SEGMENTS_HEADER = "lines per data segment (server CPU us per segment)"
+
+
 def fanoutTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]:
     """
     One table per offered rate: peers side by side (each its median round),
@@ -192,9 +197,10 @@ def fanoutTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[s
             title,
             "",
             "| server | delivered lines/s | lines per server CPU-s, each round | "
-            "server CPU | p50 / p99 / max ms | lost (not in after 10 s drain) | "
+            f"server CPU | {SEGMENTS_HEADER} | p50 / p99 / max ms | "
+            "lost (not in after 10 s drain) | "
             "generator CPU | ours vs it (lines/CPU-s): median (each round) |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         ours = fanout.get("ours", {}).get(rate, {})
         for peer in peers:
@@ -214,7 +220,7 @@ def fanoutRow(name: str, rounds: dict[int, dict[str, Any]], versus: str) -> str:
     """
     errors = [r["error"] for r in rounds.values() if "error" in r]
     if errors:
-        return f"| {name} | error: {errors[0]} |||||||"
+        return f"| {name} | error: {errors[0]} ||||||||"
     r = medianRound(rounds)
     lat = r.get("latency", {})
     flag = " (generator-bound)" if r.get("generator_bound") else ""
@@ -224,6 +230,8 @@ def fanoutRow(name: str, rounds: dict[int, dict[str, Any]], versus: str) -> str:
         f"| {name} | {fmt(r.get('delivered_per_s'))}{flag} | "
         f"{joined(perCPU)} | "
         f"{fmt((r.get('server_cpu_util') or 0) * 100)}% | "
+        f"{fmt(r.get('lines_per_segment'), 2)} "
+        f"({fmt(r.get('server_cpu_us_per_segment'), 1)}) | "
         f"{fmt(lat.get('p50_ms'), 1)} / {fmt(lat.get('p99_ms'), 1)} / "
         f"{fmt(lat.get('max_ms'), 1)} | {fmt(lost)} | "
         f"{fmt((r.get('gen_cpu_util') or 0) * 100)}% | {versus} |"
@@ -249,9 +257,9 @@ def ircTables(results: dict[str, dict[str, Any]], peers: list[str]) -> list[str]
             title,
             "",
             "| server | delivered lines/s | lines per server CPU-s, each round | "
-            "server CPU | p50 / p99 / max ms | lost | generator CPU | "
-            "ours (IRC) vs it (lines/CPU-s): median (each round) |",
-            "|---|---|---|---|---|---|---|---|",
+            f"server CPU | {SEGMENTS_HEADER} | p50 / p99 / max ms | lost | "
+            "generator CPU | ours (IRC) vs it (lines/CPU-s): median (each round) |",
+            "|---|---|---|---|---|---|---|---|---|",
             fanoutRow(NAMES["ours-irc"], ours, "-"),
         ]
         for peer in (p for p in IRC_PEERS if p in peers):

@@ -63,6 +63,9 @@ def test_loadgen_selftest(loadgen: ModuleType, tmp_path: Path, proto: str) -> No
     assert report["delivered"] == report["expected"] > 0
     assert report["lost"] == report["surplus"] == 0
     assert (report["expected_echoes"] > 0) == ("web" in proto)
+    # The users' sockets say how many data segments brought those lines.
+    assert 0 < report["data_segments"] <= report["delivered"]
+    assert report["lines_per_segment"] >= 1
 
 
 def test_web_lines_counted_across_reads(loadgen: ModuleType) -> None:
@@ -102,6 +105,8 @@ def fanoutRun(perCPU: int, p99: float, lost: int = 0) -> dict[str, Any]:
         "lines_per_server_cpu_s": perCPU,
         "latency": {"p50_ms": 0.3, "p99_ms": p99, "max_ms": 9.0},
         "lost": lost,
+        "lines_per_segment": 2.8,
+        "server_cpu_us_per_segment": p99 * 4,
     }
 
 
@@ -126,5 +131,6 @@ def test_fanout_compared_round_by_round(report: ModuleType) -> None:
     peer = next(line for line in table if line.startswith("| miniircd |"))
     assert "| 600,000 / 900,000 / 700,000 |" in ours
     assert "| 0.3 / 3.0 / 9.0 | 2 |" in ours
+    assert "| 2.80 (12.0) |" in ours  # the median round's segments
     assert "| 0.3 / 6.0 / 9.0 | 0 |" in peer
     assert peer.endswith("| 0.90x (1.50 / 0.90 / 0.88) |")
