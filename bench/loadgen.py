@@ -937,10 +937,12 @@ def dataSegmentsIn(clients: Sequence[Client]) -> dict[int, int]:
     on its own (writes that Nagle's algorithm held back go in one), so this
     says how many rounds of writes it took to deliver the lines.
     """
-    counts: dict[int, int] = {}
     option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return {}
+    counts: dict[int, int] = {}
     for index, client in enumerate(clients):
-        if option is None or client.transport is None or client.closed:
+        if client.transport is None or client.closed:
             continue
         sock = client.transport.get_extra_info("socket")
         try:
